@@ -1,0 +1,30 @@
+"""All tables, by domain. Importing this package registers every table on `Base.metadata`."""
+
+from coherence_core.db.models.jobs import IdempotencyKey, Outbox
+from coherence_core.db.models.organizations import ApiKey, Organization
+from coherence_core.db.models.results import (
+    RoundSummary,
+    ScoringRun,
+    TieScore,
+    UnitParticipation,
+    UnitScore,
+)
+from coherence_core.db.models.surveys import Answer, Instrument, Respondent, Round, RoundUnit, Unit
+
+__all__ = [
+    "Answer",
+    "ApiKey",
+    "IdempotencyKey",
+    "Instrument",
+    "Organization",
+    "Outbox",
+    "Respondent",
+    "Round",
+    "RoundSummary",
+    "RoundUnit",
+    "ScoringRun",
+    "TieScore",
+    "Unit",
+    "UnitParticipation",
+    "UnitScore",
+]

@@ -1,0 +1,38 @@
+"""Configuration from the environment (and an optional `.env`), in one place."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    host: str = Field(default="127.0.0.1", validation_alias="COHERENCE_HOST")
+    port: int = Field(default=8000, validation_alias="COHERENCE_PORT")
+    state_dir: Path = Field(default=Path(".coherence"), validation_alias="COHERENCE_STATE_DIR")
+    admin_token: str | None = Field(default=None, validation_alias="COHERENCE_ADMIN_TOKEN")
+    #: Secret for keyed hashes of respondent ids; generated into the state folder when unset.
+    secret_key: str | None = Field(default=None, validation_alias="COHERENCE_SECRET_KEY")
+    #: Largest request body accepted by the ingest endpoints, in bytes.
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, validation_alias="COHERENCE_MAX_BODY_BYTES"
+    )
+    #: Most responses in one batch.
+    max_batch_responses: int = Field(default=5000, validation_alias="COHERENCE_MAX_BATCH_RESPONSES")
+    #: Seconds the outbox relay waits between sweeps.
+    relay_interval: float = Field(default=2.0, validation_alias="COHERENCE_RELAY_INTERVAL")
+    #: Seconds a round's rescoring is deferred after a change, so bursts score once.
+    rescore_debounce: float = Field(default=2.0, validation_alias="COHERENCE_RESCORE_DEBOUNCE")
+    log_level: str = Field(default="info", validation_alias="COHERENCE_LOG_LEVEL")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

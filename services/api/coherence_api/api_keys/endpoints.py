@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+
+from coherence_api.api_keys import service
+from coherence_api.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from coherence_api.deps import AdminCaller, SessionDep
+from coherence_api.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    page,
+)
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key")
+async def create_api_key(
+    body: ApiKeyCreate, caller: AdminCaller, session: SessionDep
+) -> ApiKeyCreated:
+    """Creates a key for the caller's organisation. The key is in the response once, never again."""
+    created = await service.create(
+        session, organization_id=caller.organization_id, name=body.name, scopes=body.scopes
+    )
+    await session.commit()
+    return created
+
+
+@router.get("", response_model=Page[ApiKeyOut], summary="List API keys")
+async def list_api_keys(
+    caller: AdminCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[ApiKeyOut]:
+    after = decode_cursor(cursor, lambda p: uuid.UUID(p[0]))
+    rows = await service.list_page(session, after=after, limit=limit)
+    items = [ApiKeyOut.model_validate(r) for r in rows]
+    return page(
+        items, limit=limit, position_of=lambda k: [str(k.id)], request=request, response=response
+    )
+
+
+@router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
+async def revoke_api_key(key_id: uuid.UUID, caller: AdminCaller, session: SessionDep) -> Response:
+    await service.revoke(session, key_id=key_id)
+    await session.commit()
+    return Response(status_code=204)

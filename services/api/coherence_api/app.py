@@ -1,0 +1,111 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from redis.asyncio import Redis
+
+from coherence_api import health
+from coherence_api.api_keys.endpoints import router as api_keys_router
+from coherence_api.errors import install_problem_handlers
+from coherence_api.instruments.endpoints import router as instruments_router
+from coherence_api.organizations.endpoints import router as organizations_router
+from coherence_api.responses.endpoints import router as responses_router
+from coherence_api.responses.schemas import ResponsesBatch
+from coherence_api.results.endpoints import NotModified
+from coherence_api.results.endpoints import router as results_router
+from coherence_api.rounds.endpoints import router as rounds_router
+from coherence_api.state import AppState
+from coherence_api.units.endpoints import router as units_router
+from coherence_core.db.session import create_engine, create_sessionmaker
+from coherence_core.security import RespondentHasher
+from coherence_core.settings import Settings, get_settings
+
+DESCRIPTION = """
+Coherence measures organisational coherence — relational capacity, relational leadership and
+psychological safety — inside every unit and between every pair of units.
+
+Push units and responses in; read unit, tie and summary results out. Every published number
+describes at least the organisation's `min_group_size` people, also by differencing.
+Errors are RFC 9457 `application/problem+json`, with a JSON pointer per invalid field.
+"""
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`coherence run` sets both).")
+    if not settings.admin_token or not settings.secret_key:
+        raise RuntimeError("COHERENCE_ADMIN_TOKEN and COHERENCE_SECRET_KEY must be set.")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert settings.database_url and settings.redis_url
+        assert settings.admin_token and settings.secret_key
+        engine = create_engine(settings.database_url)
+        redis = redis_client(settings.redis_url)
+        app.state.coherence = AppState(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            admin_token=settings.admin_token,
+            hasher=RespondentHasher(settings.secret_key),
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Coherence",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    @app.exception_handler(NotModified)
+    async def _not_modified(request: Request, exc: NotModified) -> Response:
+        return Response(status_code=304, headers={"ETag": exc.etag})
+
+    for router in (
+        health.router,
+        organizations_router,
+        api_keys_router,
+        units_router,
+        instruments_router,
+        rounds_router,
+        responses_router,
+        results_router,
+    ):
+        app.include_router(router)
+
+    _document_raw_bodies(app)
+    return app
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Endpoints that parse their body themselves reference schemas FastAPI does not see."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        extra = ResponsesBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(extra.pop("$defs", {}))
+        components["ResponsesBatch"] = extra
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from coherence_api.deps import SessionDep, StateDep, WriterCaller
+from coherence_api.responses import parsing, service
+from coherence_api.responses.schemas import ResponsesAccepted, ResponsesBatch
+
+router = APIRouter(prefix="/v1/rounds", tags=["responses"])
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ResponsesBatch"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/{round_id}/responses",
+    response_model=ResponsesAccepted,
+    summary="Submit a batch of responses",
+    openapi_extra=_BODY_DOC,
+    responses={
+        409: {"description": "The round is closed."},
+        413: {"description": "The body exceeds the size limit (32 MiB by default)."},
+        415: {"description": "Unsupported content type."},
+        422: {"description": "Invalid batch: every error with a pointer; nothing stored."},
+    },
+)
+async def submit_responses(
+    round_id: uuid.UUID,
+    request: Request,
+    caller: WriterCaller,
+    session: SessionDep,
+    state: StateDep,
+) -> ResponsesAccepted:
+    """Validates the whole batch against the round's instrument and frozen units, then stores
+    it atomically: either every response is stored or none is. A respondent sending again
+    replaces their earlier submission in this round; a respondent twice in one batch is a 422.
+    Respondent ids are stored only as a keyed hash. Limits: the body size limit
+    (`COHERENCE_MAX_BODY_BYTES`, 32 MiB by default) and `COHERENCE_MAX_BATCH_RESPONSES`
+    (5,000 by default) responses per batch."""
+    settings = state.settings
+    body = await parsing.read_body(request, max_bytes=settings.max_body_bytes)
+    raws = parsing.parse_batch(request, body, max_responses=settings.max_batch_responses)
+    result = await service.accept_batch(
+        session,
+        round_id=round_id,
+        raws=raws,
+        hasher=state.hasher,
+        rescore_delay=settings.rescore_debounce,
+    )
+    await session.commit()
+    return result
+
+
+# Registers the documented request schema in the OpenAPI components.
+_ = ResponsesBatch

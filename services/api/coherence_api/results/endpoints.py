@@ -1,0 +1,139 @@
+"""Results of a round (scope `results:read`), with ETags keyed to the scoring run."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from coherence_api.deps import ReaderCaller, SessionDep
+from coherence_api.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    page,
+)
+from coherence_api.results import service
+from coherence_api.results.schemas import Perspective, SummaryOut, TieScoreOut, UnitScoreOut
+
+router = APIRouter(prefix="/v1/rounds/{round_id}/results", tags=["results"])
+
+NOT_SCORED = {409: {"description": "The round has not been scored yet."}}
+
+
+class NotModified(Exception):
+    def __init__(self, etag: str) -> None:
+        self.etag = etag
+
+
+def check_etag(request: Request, response: Response, run_id: int) -> None:
+    """Results change only with a new scoring run: the ETag is the run and the request URL."""
+    digest = hashlib.sha256(f"{run_id}|{request.url.path}?{request.url.query}".encode())
+    etag = f'"{digest.hexdigest()[:32]}"'
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "private, no-cache"
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        raise NotModified(etag)
+
+
+@router.get("/summary", response_model=SummaryOut, summary="Round summary", responses=NOT_SCORED)
+async def get_summary(
+    round_id: uuid.UUID,
+    caller: ReaderCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+) -> SummaryOut:
+    _, summary = await service.scored_round(session, round_id=round_id)
+    check_etag(request, response, summary.run_id)
+    return SummaryOut(
+        **summary.summary,
+        input_version=summary.input_version,
+        method_version=summary.method_version,
+        scored_at=summary.scored_at,
+    )
+
+
+@router.get(
+    "/units", response_model=Page[UnitScoreOut], summary="Unit results", responses=NOT_SCORED
+)
+async def get_unit_results(
+    round_id: uuid.UUID,
+    caller: ReaderCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    scale: Annotated[str | None, Query(max_length=64)] = None,
+    measure: Annotated[str | None, Query(max_length=64)] = None,
+    perspective: Perspective | None = None,
+    unit: Annotated[str | None, Query(max_length=200, description="A unit's external id.")] = None,
+    rollup: bool | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[UnitScoreOut]:
+    """One row per unit, scale, measure, perspective and roll-up flag."""
+    _, summary = await service.scored_round(session, round_id=round_id)
+    check_etag(request, response, summary.run_id)
+    after = decode_cursor(
+        cursor, lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])]
+    )
+    rows = await service.unit_scores(
+        session,
+        round_id=round_id,
+        filters={
+            "scale": scale,
+            "measure": measure,
+            "perspective": perspective,
+            "unit": unit,
+            "rollup": rollup,
+        },
+        after=after,
+        limit=limit,
+    )
+    items = [UnitScoreOut.model_validate(r) for r in rows]
+    return page(
+        items,
+        limit=limit,
+        position_of=lambda r: [r.scale, r.measure, r.perspective, r.unit, r.rollup],
+        request=request,
+        response=response,
+    )
+
+
+@router.get("/ties", response_model=Page[TieScoreOut], summary="Tie results", responses=NOT_SCORED)
+async def get_tie_results(
+    round_id: uuid.UUID,
+    caller: ReaderCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    measure: Annotated[str, Query(max_length=64)] = "index",
+    scale: Annotated[str | None, Query(max_length=64)] = None,
+    from_unit: Annotated[str | None, Query(max_length=200)] = None,
+    to_unit: Annotated[str | None, Query(max_length=200)] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[TieScoreOut]:
+    """Directed unit → unit relational capacity: how `from_unit`'s members rate `to_unit`."""
+    _, summary = await service.scored_round(session, round_id=round_id)
+    check_etag(request, response, summary.run_id)
+    after = decode_cursor(cursor, lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3])])
+    rows = await service.tie_scores(
+        session,
+        round_id=round_id,
+        filters={"measure": measure, "scale": scale, "from_unit": from_unit, "to_unit": to_unit},
+        after=after,
+        limit=limit,
+    )
+    items = [TieScoreOut.model_validate(r) for r in rows]
+    return page(
+        items,
+        limit=limit,
+        position_of=lambda r: [r.scale, r.measure, r.from_unit, r.to_unit],
+        request=request,
+        response=response,
+    )

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Perspective = Literal["members", "internal", "incoming", "outgoing"]
+SuppressionReason = Literal["min_group_size", "complementary"]
+
+_SUPPRESSED = Field(description="True when anonymity rules hide the values of this row.")
+_REASON = Field(description="`min_group_size` or `complementary` when suppressed.")
+
+
+class UnitScoreOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    unit: str = Field(description="The unit's external id.")
+    scale: str
+    measure: str = Field(description="`index`, a subscale key or an item key.")
+    perspective: Perspective
+    rollup: bool = Field(description="True: the unit with all its descendants.")
+    n: int | None
+    mean: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    rwg: float | None
+    band: str | None
+    low_agreement: bool | None
+    suppressed: bool = _SUPPRESSED
+    suppression_reason: SuppressionReason | None = _REASON
+
+
+class TieScoreOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_unit: str = Field(description="The rating unit (its members rated `to_unit`).")
+    to_unit: str
+    scale: str
+    measure: str
+    n: int | None
+    mean: float | None
+    sd: float | None
+    ci_low: float | None
+    ci_high: float | None
+    band: str | None
+    suppressed: bool = _SUPPRESSED
+    suppression_reason: SuppressionReason | None = _REASON
+
+
+class ScaleSummary(BaseModel):
+    mean: float | None
+    alpha: float | None
+    icc1: float | None
+    icc2: float | None
+
+
+class NetworkSummary(BaseModel):
+    within_mean: float | None
+    between_mean: float | None
+    strong_share: float | None
+    weak_share: float | None
+    reciprocity_gap: float | None
+    holes: int = Field(description="Pairs of units in the round where neither rates the other.")
+
+
+class LeadershipCollaboration(BaseModel):
+    pearson_r: float | None
+    pearson_p: float | None
+    spearman_rho: float | None
+    spearman_p: float | None
+    n_units: int
+
+
+class SummaryOut(BaseModel):
+    respondents: int
+    response_rate: float | None
+    input_version: int
+    method_version: str
+    scored_at: Any
+    scales: dict[str, ScaleSummary]
+    network: NetworkSummary
+    leadership_collaboration: LeadershipCollaboration | None

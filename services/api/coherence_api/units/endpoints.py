@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from coherence_api.deps import AdminCaller, AnyCaller, SessionDep
+from coherence_api.pagination import (
+    DEFAULT_LIMIT,
+    CursorQuery,
+    LimitQuery,
+    Page,
+    decode_cursor,
+    page,
+)
+from coherence_api.units import service
+from coherence_api.units.schemas import UnitOut, UnitsUpsert, UnitsUpserted
+
+router = APIRouter(prefix="/v1/units", tags=["units"])
+
+
+@router.put("", response_model=UnitsUpserted, summary="Create or update units in bulk")
+async def upsert_units(
+    body: UnitsUpsert, caller: AdminCaller, session: SessionDep
+) -> UnitsUpserted:
+    """Upserts the org chart by `external_id`, in any order (a parent may follow its child).
+
+    The request is validated whole against the merged tree: duplicate ids, unknown parents and
+    cycles are a 422 with a pointer to each offending unit, and nothing is stored. Rounds already
+    opened keep the tree they froze. Up to 20,000 units per request.
+    """
+    result = await service.upsert(session, organization_id=caller.organization_id, units=body.units)
+    await session.commit()
+    return result
+
+
+@router.get("", response_model=Page[UnitOut], summary="List units")
+async def list_units(
+    caller: AnyCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[UnitOut]:
+    after = decode_cursor(cursor, lambda p: str(p[0]))
+    rows = await service.list_page(session, after=after, limit=limit)
+    items = [UnitOut.model_validate(r) for r in rows]
+    return page(
+        items,
+        limit=limit,
+        position_of=lambda u: [u.external_id],
+        request=request,
+        response=response,
+    )
+
+
+@router.get("/{external_id}", response_model=UnitOut, summary="Get a unit")
+async def get_unit(external_id: str, caller: AnyCaller, session: SessionDep) -> UnitOut:
+    return UnitOut.model_validate(await service.get(session, external_id=external_id))

@@ -1,0 +1,96 @@
+"""Writing a scoring result: the whole set for a round in one transaction, by COPY.
+
+Old rows are deleted and new ones copied in the same transaction as the round's switch to the new
+`scored_version`, so readers see either the previous result set or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import orjson
+import polars as pl
+
+from coherence_scoring.engine.types import ScoringResult
+
+UNIT_SCORE_COLUMNS = [
+    "unit", "scale", "measure", "perspective", "rollup", "n", "mean", "sd", "ci_low", "ci_high",
+    "rwg", "band", "low_agreement", "suppressed", "suppression_reason",
+]  # fmt: skip
+TIE_SCORE_COLUMNS = [
+    "from_unit", "to_unit", "scale", "measure", "n", "mean", "sd", "ci_low", "ci_high", "band",
+    "suppressed", "suppression_reason",
+]  # fmt: skip
+PARTICIPATION_COLUMNS = [
+    "unit", "rollup", "respondents", "headcount", "response_rate", "suppressed",
+    "suppression_reason",
+]  # fmt: skip
+
+RESULT_TABLES = ("unit_score", "tie_score", "unit_participation")
+
+
+async def _copy_frame(
+    connection: Any,
+    table: str,
+    frame: pl.DataFrame,
+    columns: list[str],
+    *,
+    organization_id: uuid.UUID,
+    round_id: uuid.UUID,
+    run_id: int,
+) -> None:
+    if frame.is_empty():
+        return
+    full = frame.select(
+        pl.lit(str(organization_id)).alias("organization_id"),
+        pl.lit(str(round_id)).alias("round_id"),
+        pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
+        *columns,
+    )
+    buffer = io.BytesIO()
+    # polars writes floats in shortest round-trip form, so values arrive bit-identical.
+    full.write_csv(buffer, include_header=False, null_value="")
+    buffer.seek(0)
+    await connection.copy_to_table(
+        table, source=buffer, columns=full.columns, format="csv", null=""
+    )
+
+
+async def write_result(
+    connection: Any,
+    *,
+    organization_id: uuid.UUID,
+    round_id: uuid.UUID,
+    run_id: int,
+    input_version: int,
+    method_version: str,
+    result: ScoringResult,
+) -> None:
+    """Replace the round's published results; call inside the switching transaction."""
+    for table in RESULT_TABLES:
+        await connection.execute(f"DELETE FROM {table} WHERE round_id = $1", round_id)
+    common = {"organization_id": organization_id, "round_id": round_id, "run_id": run_id}
+    await _copy_frame(connection, "unit_score", result.unit_scores, UNIT_SCORE_COLUMNS, **common)
+    await _copy_frame(connection, "tie_score", result.tie_scores, TIE_SCORE_COLUMNS, **common)
+    await _copy_frame(
+        connection, "unit_participation", result.participation, PARTICIPATION_COLUMNS, **common
+    )
+    await connection.execute(
+        """
+        INSERT INTO round_summary
+            (organization_id, round_id, run_id, input_version, method_version, scored_at, summary)
+        VALUES ($1, $2, $3, $4, $5, now(), $6::jsonb)
+        ON CONFLICT (round_id) DO UPDATE SET
+            run_id = EXCLUDED.run_id, input_version = EXCLUDED.input_version,
+            method_version = EXCLUDED.method_version, scored_at = EXCLUDED.scored_at,
+            summary = EXCLUDED.summary
+        """,
+        organization_id,
+        round_id,
+        run_id,
+        input_version,
+        method_version,
+        orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+    )

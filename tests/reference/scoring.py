@@ -1,0 +1,892 @@
+"""Reference scoring: every measure of SCORING.md and docs/scoring-decisions.md, step by step.
+
+The input is the engine's ``ScoringInput``; the polars frames are turned into plain Python rows at
+the start, and the output is built as the same three polars frames and summary dict as the engine's
+``ScoringResult`` at the end, so a test can compare them.
+
+Choices where neither document is explicit (kept here so a reviewer can check them):
+
+* Answer rows with a null value ("don't know") count as not answered. A raw value that is not a key
+  of the item's recode map, a ``self`` item with a target, a ``unit`` item without one, and rows of
+  respondents missing from ``respondents`` are ignored (the API rejects all of these).
+* Ties include the diagonal ``R[a, a]`` (SCORING.md §3: "R[a,a] is the internal relational
+  capacity of a"); it is never a part of the incoming-column family.
+* Rule 2 families are checked whether or not their aggregate is itself suppressed (the decision
+  file's repair loop names no such condition); the organisation family applies to every measure of
+  a self-targeted scale; its aggregate is visible only as the summary's scale mean.
+* Roll-up participation rows: ``headcount`` is the sum of the subtree's headcounts when every
+  unit in the subtree has one, else null (the summary's response rate treats a unit's headcount
+  as its own people, so a roll-up adds them up). Suppressed participation rows keep
+  ``headcount`` (the org chart is not respondent data) and null ``respondents`` and
+  ``response_rate``.
+* Coherence row suppression reason: the three inputs are relational capacity (published when its
+  ``internal`` or ``incoming`` row is; otherwise it counts as "missing / min_group_size" when either
+  of the two rows is missing or suppressed for ``min_group_size``, else "complementary"),
+  relational leadership and psychological safety.
+* ``leadership_collaboration``: when either side has zero variance, r, ρ and both p-values are null;
+  ``n_units`` is still given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import polars as pl
+from scipy import stats as sps
+
+from coherence_core.instruments import InstrumentDefinition, Scale
+from coherence_scoring.engine.types import (
+    TIE_SCORES_SCHEMA,
+    UNIT_PARTICIPATION_SCHEMA,
+    UNIT_SCORES_SCHEMA,
+    ScoringInput,
+    ScoringResult,
+    ScoringSettings,
+)
+
+MIN_GROUP_SIZE = "min_group_size"
+COMPLEMENTARY = "complementary"
+
+RC = "relational_capacity"
+RL = "relational_leadership"
+PS = "psychological_safety"
+COHERENCE = "coherence"
+
+
+# --------------------------------------------------------------------------------------------
+# Small statistics helpers
+# --------------------------------------------------------------------------------------------
+
+
+def mean_of(values: list[float]) -> float:
+    """Mean, summed in sorted order (the canonical order of scoring-decisions.md)."""
+    return math.fsum(sorted(values)) / len(values)
+
+
+def sample_variance(values: list[float]) -> float:
+    m = mean_of(values)
+    return math.fsum(sorted((x - m) ** 2 for x in values)) / (len(values) - 1)
+
+
+@cache
+def t975(df: int) -> float:
+    return float(sps.t.ppf(0.975, df))
+
+
+def band_of(mean: float, settings: ScoringSettings) -> str:
+    if mean < settings.weak_below:
+        return "weak"
+    if mean > settings.strong_above:
+        return "strong"
+    return "moderate"
+
+
+def rwg_j(item_values: list[list[float]], sigma_eu: float) -> float | None:
+    """rwg(J) over the items with at least two values; the single-item rwg when J is 1."""
+    variances = [sample_variance(v) for v in item_values if len(v) >= 2]
+    if not variances:
+        return None
+    j = len(variances)
+    s2 = math.fsum(variances) / j
+    if s2 >= sigma_eu:
+        return 0.0
+    ratio = s2 / sigma_eu
+    if j == 1:
+        return max(0.0, 1.0 - ratio)
+    return j * (1.0 - ratio) / (j * (1.0 - ratio) + ratio)
+
+
+def pearson(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
+    """Pearson r and its two-sided p-value (t with n − 2 df); None when a side is constant."""
+    n = len(xs)
+    mx, my = mean_of(xs), mean_of(ys)
+    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    syy = math.fsum((y - my) ** 2 for y in ys)
+    if sxx == 0 or syy == 0:
+        return None
+    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    r = sxy / math.sqrt(sxx * syy)
+    r = max(-1.0, min(1.0, r))
+    if abs(r) == 1.0:
+        return r, 0.0
+    t = r * math.sqrt((n - 2) / (1.0 - r * r))
+    p = 2.0 * float(sps.t.sf(abs(t), n - 2))
+    return r, min(1.0, p)
+
+
+def average_ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        rank = (i + j) / 2.0 + 1.0
+        for pos in range(i, j + 1):
+            ranks[order[pos]] = rank
+        i = j + 1
+    return ranks
+
+
+# --------------------------------------------------------------------------------------------
+# Instrument helpers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    items: tuple[str, ...]
+    min_answered: int
+    is_index: bool
+
+
+def measures_of(scale: Scale) -> list[Measure]:
+    items = tuple(i.key for i in scale.items)
+    out = [Measure("index", items, math.ceil(len(items) / 2), True)]
+    for sub in scale.subscales:
+        sub_items = tuple(i.key for i in scale.items if i.subscale == sub.key)
+        out.append(Measure(sub.key, sub_items, math.ceil(len(sub_items) / 2), False))
+    for item in scale.items:
+        out.append(Measure(item.key, (item.key,), 1, False))
+    return out
+
+
+def score_of(answers: dict[str, float], measure: Measure) -> float | None:
+    values = [answers[i] for i in measure.items if i in answers]
+    if not values or len(values) < measure.min_answered:
+        return None
+    return mean_of(values)
+
+
+def sigma_eu(scale: Scale) -> float:
+    a = scale.response_max - scale.response_min + 1
+    return (a * a - 1) / 12.0
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Row:
+    """One published cell before it is written out; ``values`` are its respondents' scores."""
+
+    n: int
+    order_key: tuple[str, str]  # for "smallest first, ties broken by unit id, then to/from key"
+    values: list[float] = field(default_factory=list)
+    mean: float | None = None
+    sd: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    rwg: float | None = None
+    band: str | None = None
+    headcount: int | None = None  # participation rows only
+    response_rate: float | None = None  # participation rows only
+    suppressed: bool = False
+    reason: str | None = None
+
+    def suppress(self, reason: str) -> bool:
+        if self.suppressed:
+            return False
+        self.suppressed = True
+        self.reason = reason
+        return True
+
+
+def describe(values: list[float], order_key: tuple[str, str]) -> Row:
+    n = len(values)
+    row = Row(n=n, order_key=order_key, values=list(values))
+    row.mean = mean_of(values)
+    if n >= 2:
+        row.sd = math.sqrt(sample_variance(values))
+        half = t975(n - 1) * row.sd / math.sqrt(n)
+        row.ci_low = row.mean - half
+        row.ci_high = row.mean + half
+    return row
+
+
+@dataclass
+class Family:
+    aggregate: Row
+    parts: list[Row]
+
+
+# --------------------------------------------------------------------------------------------
+# The computation
+# --------------------------------------------------------------------------------------------
+
+
+class Reference:
+    def __init__(self, inp: ScoringInput) -> None:
+        self.instrument: InstrumentDefinition = inp.instrument
+        self.settings = inp.settings
+        self.k = inp.settings.min_group_size
+
+        # ---- input frames → Python rows
+        self.ext: dict[int, str] = {}
+        self.parent: dict[int, int | None] = {}
+        self.headcount: dict[int, int | None] = {}
+        for u in inp.units.iter_rows(named=True):
+            self.ext[u["unit"]] = u["external_id"]
+            self.parent[u["unit"]] = u["parent"]
+            self.headcount[u["unit"]] = u["headcount"]
+        self.units = sorted(self.ext, key=lambda u: self.ext[u])
+        self.children: dict[int, list[int]] = defaultdict(list)
+        for u in self.units:
+            p = self.parent[u]
+            if p is not None:
+                self.children[p].append(u)
+        self.parents = [u for u in self.units if self.children.get(u)]
+        self.roots = [u for u in self.units if self.parent[u] is None]
+        self.subtree: dict[int, set[int]] = {u: self._subtree(u) for u in self.units}
+        # for each unit, the units with children whose subtree contains it (itself included)
+        self.rollup_ancestors: dict[int, set[int]] = {
+            u: {p for p in self.parents if u in self.subtree[p]} for u in self.units
+        }
+
+        self.home: dict[int, int] = {}
+        for r in inp.respondents.iter_rows(named=True):
+            self.home[r["respondent"]] = r["unit"]
+        self.members: dict[int, list[int]] = defaultdict(list)
+        for r, u in sorted(self.home.items()):
+            self.members[u].append(r)
+
+        # self_answers[scale][respondent][item] and tie_answers[scale][respondent][target][item]
+        self.self_answers: dict[str, dict[int, dict[str, float]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
+        self.tie_answers: dict[str, dict[int, dict[int, dict[str, float]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(dict))
+        )
+        items = self.instrument.items
+        for respondent, target, item_index, value in inp.answers.select(
+            "respondent", "target", "item", "value"
+        ).iter_rows():
+            if value is None or respondent not in self.home:
+                continue
+            scale, item = items[item_index]
+            v = value
+            if item.recode is not None:
+                if v not in item.recode:
+                    continue
+                v = item.recode[v]
+            if item.reversed:
+                v = scale.response_min + scale.response_max - v
+            if scale.targeting == "self":
+                if target is not None:
+                    continue
+                self.self_answers[scale.key][respondent][item.key] = float(v)
+            else:
+                if target is None or target not in self.ext:
+                    continue
+                self.tie_answers[scale.key][respondent][target][item.key] = float(v)
+
+        self.unit_rows: dict[tuple[str, str, str, str, bool], Row] = {}
+        self.tie_rows: dict[tuple[str, str, str, str], Row] = {}
+        self.participation_rows: dict[tuple[str, bool], Row] = {}
+        self.families: list[Family] = []
+        self.org_rows: dict[tuple[str, str], Row] = {}  # (scale, measure) → organisation aggregate
+        # respondent-level scores kept for the summary
+        self.self_scores: dict[tuple[str, str], dict[int, float]] = {}
+        self.tie_scores: dict[tuple[str, str], dict[int, dict[int, float]]] = {}
+
+    def _subtree(self, u: int) -> set[int]:
+        out = {u}
+        stack = [u]
+        while stack:
+            x = stack.pop()
+            for c in self.children.get(x, []):
+                out.add(c)
+                stack.append(c)
+        return out
+
+    def subtree_members(self, p: int) -> list[int]:
+        return sorted(r for u in self.subtree[p] for r in self.members.get(u, []))
+
+    # ---- unit rows -------------------------------------------------------------------------
+
+    def add_unit_row(
+        self,
+        unit: int,
+        scale: str,
+        measure: Measure,
+        perspective: str,
+        rollup: bool,
+        values: list[float],
+        rwg: float | None = None,
+    ) -> None:
+        if not values:
+            return
+        row = describe(values, (self.ext[unit], ""))
+        row.rwg = rwg
+        self.unit_rows[(self.ext[unit], scale, measure.key, perspective, rollup)] = row
+
+    def members_row(
+        self,
+        scale: Scale,
+        m: Measure,
+        unit: int,
+        rollup: bool,
+        respondents: list[int],
+        scores: dict[int, float],
+        answers: dict[int, dict[str, float]],
+    ) -> None:
+        rated = [r for r in respondents if r in scores]
+        if not rated:
+            return
+        # rwg: per item, the row's respondents who answered it
+        item_values = [[answers[r][i] for r in rated if i in answers[r]] for i in m.items]
+        values = [scores[r] for r in rated]
+        self.add_unit_row(
+            unit, scale.key, m, "members", rollup, values, rwg_j(item_values, sigma_eu(scale))
+        )
+
+    def score_self_scale(self, scale: Scale) -> None:
+        answers = self.self_answers.get(scale.key, {})
+        for m in measures_of(scale):
+            scores: dict[int, float] = {}
+            for r in sorted(self.home):
+                s = score_of(answers.get(r, {}), m)
+                if s is not None:
+                    scores[r] = s
+            self.self_scores[(scale.key, m.key)] = scores
+
+            for u in self.units:
+                self.members_row(scale, m, u, False, self.members.get(u, []), scores, answers)
+            for p in self.parents:
+                self.members_row(scale, m, p, True, self.subtree_members(p), scores, answers)
+
+            # organisation aggregate (family 3)
+            if scores:
+                self.org_rows[(scale.key, m.key)] = Row(n=len(scores), order_key=("", ""))
+
+    def score_unit_scale(self, scale: Scale) -> None:
+        answers = self.tie_answers.get(scale.key, {})
+        s_eu = sigma_eu(scale)
+        for m in measures_of(scale):
+            # ties_by_rater[r][target] = tie score for this measure
+            ties_by_rater: dict[int, dict[int, float]] = {}
+            for r in sorted(self.home):
+                per_target: dict[int, float] = {}
+                for t, ans in answers.get(r, {}).items():
+                    s = score_of(ans, m)
+                    if s is not None:
+                        per_target[t] = s
+                if per_target:
+                    ties_by_rater[r] = per_target
+            self.tie_scores[(scale.key, m.key)] = ties_by_rater
+
+            # ties R[a,b]: raters are direct members of a
+            cells: dict[tuple[int, int], list[float]] = defaultdict(list)
+            for r, per_target in ties_by_rater.items():
+                for t, s in per_target.items():
+                    cells[(self.home[r], t)].append(s)
+            for (a, b), values in cells.items():
+                self.tie_rows[(self.ext[a], self.ext[b], scale.key, m.key)] = describe(
+                    values, (self.ext[a], self.ext[b])
+                )
+
+            # rollup: false
+            for u in self.units:
+                # internal: direct members about their own unit, with rwg
+                raters = [r for r in self.members.get(u, []) if u in ties_by_rater.get(r, {})]
+                if raters:
+                    item_values = [
+                        [answers[r][u][i] for r in raters if i in answers[r][u]] for i in m.items
+                    ]
+                    self.add_unit_row(
+                        u,
+                        scale.key,
+                        m,
+                        "internal",
+                        False,
+                        [ties_by_rater[r][u] for r in raters],
+                        rwg_j(item_values, s_eu),
+                    )
+                # incoming: raters whose home is not u, their tie score about u
+                incoming = [
+                    per_target[u]
+                    for r, per_target in ties_by_rater.items()
+                    if self.home[r] != u and u in per_target
+                ]
+                self.add_unit_row(u, scale.key, m, "incoming", False, incoming)
+                # outgoing: per direct member, mean of tie scores about other units
+                outgoing = []
+                for r in self.members.get(u, []):
+                    others = [s for t, s in ties_by_rater.get(r, {}).items() if t != u]
+                    if others:
+                        outgoing.append(mean_of(others))
+                self.add_unit_row(u, scale.key, m, "outgoing", False, outgoing)
+
+            # rollup: true — the subtree S(p) is one unit; one value per rater (the mean of
+            # that rater's tie scores falling into the aggregate)
+            internal: dict[int, list[float]] = defaultdict(list)
+            incoming: dict[int, list[float]] = defaultdict(list)
+            outgoing: dict[int, list[float]] = defaultdict(list)
+            for r, per_target in ties_by_rater.items():
+                home_chain = self.rollup_ancestors[self.home[r]]
+                # ties about units inside S(p), for every p containing the target
+                into: dict[int, list[float]] = defaultdict(list)
+                for t, s in per_target.items():
+                    for p in self.rollup_ancestors[t]:
+                        into[p].append(s)
+                for p, values in into.items():
+                    (internal if p in home_chain else incoming)[p].append(mean_of(values))
+                # ties about units outside S(p), for every p containing the rater
+                for p in home_chain:
+                    inside = self.subtree[p]
+                    out = [s for t, s in per_target.items() if t not in inside]
+                    if out:
+                        outgoing[p].append(mean_of(out))
+            for p in self.parents:
+                self.add_unit_row(p, scale.key, m, "internal", True, internal.get(p, []))
+                self.add_unit_row(p, scale.key, m, "incoming", True, incoming.get(p, []))
+                self.add_unit_row(p, scale.key, m, "outgoing", True, outgoing.get(p, []))
+
+    # ---- participation ---------------------------------------------------------------------
+
+    def score_participation(self) -> None:
+        for u in self.units:
+            n = len(self.members.get(u, []))
+            if n:
+                self.participation_rows[(self.ext[u], False)] = self._participation(
+                    u, n, self.headcount[u]
+                )
+        for p in self.parents:
+            n = len(self.subtree_members(p))
+            if not n:
+                continue
+            counts = [self.headcount[u] for u in self.subtree[p]]
+            headcount = None if any(c is None for c in counts) else sum(c for c in counts if c)
+            self.participation_rows[(self.ext[p], True)] = self._participation(p, n, headcount)
+
+    def _participation(self, unit: int, n: int, headcount: int | None) -> Row:
+        row = Row(n=n, order_key=(self.ext[unit], ""))
+        row.headcount = headcount
+        row.response_rate = n / headcount if headcount else None
+        return row
+
+    # ---- anonymity -------------------------------------------------------------------------
+
+    def rule_one(self) -> None:
+        rows: list[Row] = [
+            *self.unit_rows.values(),
+            *self.tie_rows.values(),
+            *self.participation_rows.values(),
+        ]
+        for row in rows:
+            if row.n < self.k:
+                row.suppress(MIN_GROUP_SIZE)
+
+    def hierarchy_part(self, rows: dict[Any, Row], key_of: Any, unit: int) -> Row | None:
+        """A child's part in its parent's family: its roll-up row if it has children."""
+        return rows.get(key_of(unit, bool(self.children.get(unit))))
+
+    def build_families(self) -> None:
+        unit_scales = [s for s in self.instrument.scales if s.targeting == "unit"]
+        self_scales = [s for s in self.instrument.scales if s.targeting == "self"]
+
+        # 1. incoming column: incoming(b) → ties R[a,b], a ≠ b
+        column: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
+        for (a, b, s, mk), row in sorted(self.tie_rows.items()):
+            if a != b:
+                column[(b, s, mk)].append(row)
+        for scale in unit_scales:
+            for m in measures_of(scale):
+                for b in self.units:
+                    agg = self.unit_rows.get((self.ext[b], scale.key, m.key, "incoming", False))
+                    if agg is not None:
+                        self.families.append(Family(agg, column[(self.ext[b], scale.key, m.key)]))
+
+        # 2 and 3 for members rows of self-targeted scales, and for participation
+        def hierarchy(rows: dict[Any, Row], key_of: Any, org: Row | None) -> None:
+            for p in self.parents:
+                agg = rows.get(key_of(p, True))
+                if agg is None:
+                    continue
+                parts = [rows.get(key_of(p, False))]
+                parts += [self.hierarchy_part(rows, key_of, c) for c in self.children[p]]
+                self.families.append(Family(agg, [x for x in parts if x is not None]))
+            if org is not None:
+                roots = [self.hierarchy_part(rows, key_of, r) for r in self.roots]
+                self.families.append(Family(org, [x for x in roots if x is not None]))
+
+        for scale in self_scales:
+            for m in measures_of(scale):
+
+                def key_of(u: int, rollup: bool, s: str = scale.key, mk: str = m.key) -> Any:
+                    return (self.ext[u], s, mk, "members", rollup)
+
+                hierarchy(self.unit_rows, key_of, self.org_rows.get((scale.key, m.key)))
+
+        n_all = len(self.home)
+        self.org_participation = Row(n=n_all, order_key=("", "")) if n_all else None
+        hierarchy(
+            self.participation_rows,
+            lambda u, rollup: (self.ext[u], rollup),
+            self.org_participation,
+        )
+
+    def rule_two(self) -> None:
+        k = self.k
+        changed = True
+        while changed:
+            changed = False
+            for fam in self.families:
+                while True:
+                    held = sum(p.n for p in fam.parts if p.suppressed)
+                    if not 1 <= held <= k - 1:
+                        break
+                    published = [p for p in fam.parts if not p.suppressed]
+                    if published:
+                        victim = min(published, key=lambda p: (p.n, p.order_key))
+                        victim.suppress(COMPLEMENTARY)
+                        changed = True
+                    else:
+                        if fam.aggregate.suppress(COMPLEMENTARY):
+                            changed = True
+                        break
+
+    # ---- coherence -------------------------------------------------------------------------
+
+    def score_coherence(self) -> None:
+        """Mean of three means, from rows already through both anonymity rules."""
+        if not self.instrument.has_coherence_index:
+            return
+
+        def published(x: Row | None) -> bool:
+            return x is not None and not x.suppressed
+
+        def too_few(x: Row | None) -> bool:  # "missing or suppressed for min_group_size"
+            return x is None or x.reason == MIN_GROUP_SIZE
+
+        for rollup in (False, True):
+            for u in self.parents if rollup else self.units:
+                ext = self.ext[u]
+                internal = self.unit_rows.get((ext, RC, "index", "internal", rollup))
+                incoming = self.unit_rows.get((ext, RC, "index", "incoming", rollup))
+                rl = self.unit_rows.get((ext, RL, "index", "members", rollup))
+                ps = self.unit_rows.get((ext, PS, "index", "members", rollup))
+                if all(x is None for x in (internal, incoming, rl, ps)):
+                    continue
+                key = (ext, COHERENCE, "index", "members", rollup)
+                rc_used = [x for x in (internal, incoming) if published(x)]
+                if rc_used and published(rl) and published(ps):
+                    assert rl is not None and ps is not None
+                    rc_mean = mean_of([x.mean for x in rc_used if x.mean is not None])
+                    assert rl.mean is not None and ps.mean is not None
+                    row = Row(n=min(x.n for x in [*rc_used, rl, ps]), order_key=(ext, ""))
+                    row.mean = (rc_mean + rl.mean + ps.mean) / 3.0
+                    self.unit_rows[key] = row
+                    continue
+                rc_too_few = not rc_used and (too_few(internal) or too_few(incoming))
+                if rc_too_few or too_few(rl) or too_few(ps):
+                    reason = MIN_GROUP_SIZE
+                else:
+                    reason = COMPLEMENTARY
+                row = Row(n=0, order_key=(ext, ""))
+                row.suppress(reason)
+                self.unit_rows[key] = row
+
+    # ---- summary ---------------------------------------------------------------------------
+
+    def alpha(self, cases: list[dict[str, float]], items: list[str]) -> float | None:
+        j = len(items)
+        complete = [c for c in cases if all(i in c for i in items)]
+        if j < 2 or len(complete) < 2:
+            return None
+        total = sample_variance([math.fsum(c[i] for i in items) for c in complete])
+        if total == 0:
+            return None
+        item_vars = math.fsum(sample_variance([c[i] for c in complete]) for i in items)
+        return j / (j - 1) * (1.0 - item_vars / total)
+
+    def icc(self, score_by_respondent: dict[int, float]) -> tuple[float | None, float | None]:
+        groups: dict[int, list[float]] = defaultdict(list)
+        for r, s in score_by_respondent.items():
+            groups[self.home[r]].append(s)
+        groups = {u: v for u, v in groups.items() if len(v) >= 2}
+        g = len(groups)
+        if g < 2:
+            return None, None
+        n_total = sum(len(v) for v in groups.values())
+        grand = mean_of([x for v in groups.values() for x in v])
+        ss_between = math.fsum(len(v) * (mean_of(v) - grand) ** 2 for v in groups.values())
+        ss_within = math.fsum((x - mean_of(v)) ** 2 for v in groups.values() for x in v)
+        msb = ss_between / (g - 1)
+        msw = ss_within / (n_total - g)
+        k_bar = (n_total - sum(len(v) ** 2 for v in groups.values()) / n_total) / (g - 1)
+        denominator = msb + (k_bar - 1) * msw
+        icc1 = None if denominator == 0 else (msb - msw) / denominator
+        icc2 = None if msb == 0 else (msb - msw) / msb
+        return icc1, icc2
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"respondents": len(self.home)}
+        known = [u for u in self.units if self.headcount[u] is not None]
+        heads = sum(self.headcount[u] or 0 for u in known)
+        if known and heads > 0:
+            out["response_rate"] = sum(len(self.members.get(u, [])) for u in known) / heads
+        else:
+            out["response_rate"] = None
+
+        scales: dict[str, Any] = {}
+        for scale in self.instrument.scales:
+            items = [i.key for i in scale.items]
+            if scale.targeting == "self":
+                scores = self.self_scores[(scale.key, "index")]
+                org = self.org_rows.get((scale.key, "index"))
+                mean = None
+                if scores and org is not None and not org.suppressed:
+                    mean = mean_of(list(scores.values()))
+                cases = list(self.self_answers.get(scale.key, {}).values())
+                icc_scores = scores
+            else:
+                ties = self.tie_scores[(scale.key, "index")]
+                all_ties = [s for per in ties.values() for s in per.values()]
+                mean = mean_of(all_ties) if all_ties else None
+                cases = [
+                    ans
+                    for per in self.tie_answers.get(scale.key, {}).values()
+                    for ans in per.values()
+                ]
+                icc_scores = {
+                    r: per[self.home[r]] for r, per in ties.items() if self.home[r] in per
+                }
+            icc1, icc2 = self.icc(icc_scores)
+            scales[scale.key] = {
+                "mean": mean,
+                "alpha": self.alpha(cases, items),
+                "icc1": icc1,
+                "icc2": icc2,
+            }
+        out["scales"] = scales
+        out["network"] = self.network()
+        out["leadership_collaboration"] = self.leadership_collaboration()
+        return out
+
+    def network(self) -> dict[str, Any] | None:
+        scale = self.instrument.scale(RC)
+        if scale is None or scale.targeting != "unit":
+            return None
+        ties = self.tie_scores[(RC, "index")]
+        within = [s for r, per in ties.items() for t, s in per.items() if t == self.home[r]]
+        between = [s for r, per in ties.items() for t, s in per.items() if t != self.home[r]]
+        published_external = [
+            row
+            for (a, b, s, m), row in self.tie_rows.items()
+            if s == RC and m == "index" and a != b and not row.suppressed
+        ]
+        strong = weak = None
+        if published_external:
+            strong = sum(1 for r in published_external if r.band == "strong") / len(
+                published_external
+            )
+            weak = sum(1 for r in published_external if r.band == "weak") / len(published_external)
+        gaps = []
+        for (a, b, s, m), row in self.tie_rows.items():
+            if s != RC or m != "index" or a >= b or row.suppressed:
+                continue
+            other = self.tie_rows.get((b, a, s, m))
+            if other is not None and not other.suppressed:
+                gaps.append(abs(row.mean - other.mean))  # type: ignore[operator]
+        linked: set[tuple[int, int]] = set()
+        for r, per in ties.items():
+            for t in per:
+                a = self.home[r]
+                if a != t:
+                    linked.add((min(a, t), max(a, t)))
+        n_units = len(self.units)
+        return {
+            "within_mean": mean_of(within) if within else None,
+            "between_mean": mean_of(between) if between else None,
+            "strong_share": strong,
+            "weak_share": weak,
+            "reciprocity_gap": mean_of(gaps) if gaps else None,
+            "holes": n_units * (n_units - 1) // 2 - len(linked),
+        }
+
+    def leadership_collaboration(self) -> dict[str, Any] | None:
+        if self.instrument.scale(RL) is None or self.instrument.scale(RC) is None:
+            return None
+        xs, ys = [], []
+        for u in self.units:
+            rl = self.unit_rows.get((self.ext[u], RL, "index", "members", False))
+            rc = self.unit_rows.get((self.ext[u], RC, "index", "incoming", False))
+            if rl is None or rc is None or rl.suppressed or rc.suppressed:
+                continue
+            xs.append(rl.mean)
+            ys.append(rc.mean)
+        if len(xs) < 4:
+            return None
+        out: dict[str, Any] = {
+            "pearson_r": None,
+            "pearson_p": None,
+            "spearman_rho": None,
+            "spearman_p": None,
+            "n_units": len(xs),
+        }
+        p = pearson(xs, ys)  # type: ignore[arg-type]
+        s = pearson(average_ranks(xs), average_ranks(ys))  # type: ignore[arg-type]
+        if p is not None and s is not None:
+            out["pearson_r"], out["pearson_p"] = p
+            out["spearman_rho"], out["spearman_p"] = s
+        return out
+
+    # ---- run -------------------------------------------------------------------------------
+
+    def run(self) -> ScoringResult:
+        for scale in self.instrument.scales:
+            if scale.targeting == "self":
+                self.score_self_scale(scale)
+            else:
+                self.score_unit_scale(scale)
+        self.score_participation()
+        self.rule_one()
+        self.build_families()
+        self.rule_two()
+        # bands on published index rows (coherence sets its own)
+        for (_, _, measure, _, _), row in self.unit_rows.items():
+            if measure == "index" and not row.suppressed:
+                row.band = band_of(row.mean, self.settings)  # type: ignore[arg-type]
+        for (_, _, _, measure), row in self.tie_rows.items():
+            if measure == "index" and not row.suppressed:
+                row.band = band_of(row.mean, self.settings)  # type: ignore[arg-type]
+        self.score_coherence()
+        for (_, scale, _, _, _), row in self.unit_rows.items():
+            if scale == COHERENCE and not row.suppressed:
+                row.band = band_of(row.mean, self.settings)  # type: ignore[arg-type]
+        summary = self.summary()
+        return ScoringResult(
+            unit_scores=self.unit_frame(),
+            tie_scores=self.tie_frame(),
+            participation=self.participation_frame(),
+            summary=summary,
+        )
+
+    def unit_frame(self) -> pl.DataFrame:
+        records = []
+        for (unit, scale, measure, perspective, rollup), row in sorted(self.unit_rows.items()):
+            pub = not row.suppressed
+            rwg = row.rwg if pub else None
+            records.append(
+                {
+                    "unit": unit,
+                    "scale": scale,
+                    "measure": measure,
+                    "perspective": perspective,
+                    "rollup": rollup,
+                    "n": row.n if pub else None,
+                    "mean": row.mean if pub else None,
+                    "sd": row.sd if pub else None,
+                    "ci_low": row.ci_low if pub else None,
+                    "ci_high": row.ci_high if pub else None,
+                    "rwg": rwg,
+                    "band": row.band if pub else None,
+                    "low_agreement": None if rwg is None else rwg < 0.70,
+                    "suppressed": row.suppressed,
+                    "suppression_reason": row.reason,
+                }
+            )
+        return pl.DataFrame(records, schema=UNIT_SCORES_SCHEMA, orient="row")
+
+    def tie_frame(self) -> pl.DataFrame:
+        records = []
+        for (a, b, scale, measure), row in sorted(self.tie_rows.items()):
+            pub = not row.suppressed
+            records.append(
+                {
+                    "from_unit": a,
+                    "to_unit": b,
+                    "scale": scale,
+                    "measure": measure,
+                    "n": row.n if pub else None,
+                    "mean": row.mean if pub else None,
+                    "sd": row.sd if pub else None,
+                    "ci_low": row.ci_low if pub else None,
+                    "ci_high": row.ci_high if pub else None,
+                    "band": row.band if pub else None,
+                    "suppressed": row.suppressed,
+                    "suppression_reason": row.reason,
+                }
+            )
+        return pl.DataFrame(records, schema=TIE_SCORES_SCHEMA, orient="row")
+
+    def participation_frame(self) -> pl.DataFrame:
+        records = []
+        for (unit, rollup), row in sorted(self.participation_rows.items()):
+            pub = not row.suppressed
+            records.append(
+                {
+                    "unit": unit,
+                    "rollup": rollup,
+                    "respondents": row.n if pub else None,
+                    "headcount": row.headcount,
+                    "response_rate": row.response_rate if pub else None,
+                    "suppressed": row.suppressed,
+                    "suppression_reason": row.reason,
+                }
+            )
+        return pl.DataFrame(records, schema=UNIT_PARTICIPATION_SCHEMA, orient="row")
+
+
+def reference_score(inp: ScoringInput) -> ScoringResult:
+    """Score a round the slow, obvious way (see the module docstring for the choices made)."""
+    return Reference(inp).run()
+
+
+# --------------------------------------------------------------------------------------------
+# Change since an earlier round (SCORING.md §4) — not part of ScoringResult
+# --------------------------------------------------------------------------------------------
+
+CHANGES_SCHEMA = {
+    "unit": pl.String,
+    "scale": pl.String,
+    "measure": pl.String,
+    "perspective": pl.String,
+    "rollup": pl.Boolean,
+    "mean": pl.Float64,
+    "earlier_mean": pl.Float64,
+    "difference": pl.Float64,
+    "p_value": pl.Float64,
+}
+
+
+def reference_changes(earlier: ScoringInput, later: ScoringInput) -> pl.DataFrame:
+    """Per unit row published in both rounds (matched by external id): the difference of means
+    and the Welch t-test p-value on the respondent-level scores. Coherence rows have no
+    respondent-level scores and get no p-value."""
+    before, after = Reference(earlier), Reference(later)
+    before.run()
+    after.run()
+    records = []
+    for key, row in sorted(after.unit_rows.items()):
+        old = before.unit_rows.get(key)
+        if old is None or old.suppressed or row.suppressed:
+            continue
+        p_value = None
+        if row.values and old.values and len(row.values) >= 2 and len(old.values) >= 2:
+            res = sps.ttest_ind(row.values, old.values, equal_var=False)
+            p_value = None if math.isnan(res.pvalue) else float(res.pvalue)
+        unit, scale, measure, perspective, rollup = key
+        records.append(
+            {
+                "unit": unit,
+                "scale": scale,
+                "measure": measure,
+                "perspective": perspective,
+                "rollup": rollup,
+                "mean": row.mean,
+                "earlier_mean": old.mean,
+                "difference": row.mean - old.mean,  # type: ignore[operator]
+                "p_value": p_value,
+            }
+        )
+    return pl.DataFrame(records, schema=CHANGES_SCHEMA, orient="row")

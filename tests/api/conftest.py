@@ -77,9 +77,7 @@ async def put_units(client: httpx.AsyncClient, org: Org, units: list[dict[str, A
     assert response.status_code == 200, response.text
 
 
-async def open_round(
-    client: httpx.AsyncClient, org: Org, **fields: Any
-) -> dict[str, Any]:
+async def open_round(client: httpx.AsyncClient, org: Org, **fields: Any) -> dict[str, Any]:
     response = await client.post(
         "/v1/rounds", json={"name": "Spring", **fields}, headers=org.headers
     )

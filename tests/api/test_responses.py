@@ -23,7 +23,9 @@ async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
         return (await connection.execute(text(sql), params)).scalar_one()
 
 
-async def test_valid_batch_is_stored_and_moves_input_version(client: httpx.AsyncClient, org: Org, app):
+async def test_valid_batch_is_stored_and_moves_input_version(
+    client: httpx.AsyncClient, org: Org, app
+):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
     url = f"/v1/rounds/{round_['id']}/responses"
@@ -32,7 +34,10 @@ async def test_valid_batch_is_stored_and_moves_input_version(client: httpx.Async
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 2, "created": 2, "replaced": 0, "input_version": 1}
     engine = app.state.coherence.engine
-    assert await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"]) == 12
+    assert (
+        await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"])
+        == 12
+    )
     got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
     assert got["respondents"] == 2 and got["input_version"] == 1
     assert got["scoring"]["status"] == "pending"
@@ -49,9 +54,10 @@ async def test_resubmission_replaces_the_earlier_answers(client: httpx.AsyncClie
     engine = app.state.coherence.engine
     rows = await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"])
     assert rows == 1
-    assert await _count(
-        engine, "SELECT unit_idx FROM respondent WHERE round_id = :r", r=round_["id"]
-    ) == 1  # moved to 'it' (units indexed by external id: fin=0, it=1)
+    assert (
+        await _count(engine, "SELECT unit_idx FROM respondent WHERE round_id = :r", r=round_["id"])
+        == 1
+    )  # moved to 'it' (units indexed by external id: fin=0, it=1)
 
 
 async def test_invalid_batch_lists_every_error_and_stores_nothing(
@@ -66,7 +72,12 @@ async def test_invalid_batch_lists_every_error_and_stores_nothing(
             {
                 "respondent": "hr-bad",
                 "unit": "nowhere",
-                "answers": {"ps_safe_risk": 6, "rc_timely": 3, "no_such_item": 1, "ps_raise_problems": "4"},
+                "answers": {
+                    "ps_safe_risk": 6,
+                    "rc_timely": 3,
+                    "no_such_item": 1,
+                    "ps_raise_problems": "4",
+                },
                 "about": {"ghost": {"rc_timely": 3}, "it": {"ps_safe_risk": 2, "rc_accurate": 2.5}},
                 "extra": True,
             },
@@ -99,8 +110,13 @@ async def test_invalid_batch_lists_every_error_and_stores_nothing(
     )
     assert all(e["detail"] for e in problem["errors"])
     engine = app.state.coherence.engine
-    assert await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"]) == 0
-    assert await _count(engine, "SELECT count(*) FROM respondent WHERE round_id = :r", r=round_["id"]) == 0
+    assert (
+        await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"]) == 0
+    )
+    assert (
+        await _count(engine, "SELECT count(*) FROM respondent WHERE round_id = :r", r=round_["id"])
+        == 0
+    )
     got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
     assert got["input_version"] == 0
 
@@ -120,7 +136,9 @@ async def test_malformed_bodies_are_problems_not_500s(client: httpx.AsyncClient,
         )
         assert response.status_code == status, body
         assert response.json()["status"] == status
-    xml = await client.post(url, content=b"<x/>", headers={**org.headers, "content-type": "application/xml"})
+    xml = await client.post(
+        url, content=b"<x/>", headers={**org.headers, "content-type": "application/xml"}
+    )
     assert xml.status_code == 415
 
 
@@ -129,7 +147,9 @@ async def test_body_and_batch_limits(client: httpx.AsyncClient, org: Org, app):
     round_ = await open_round(client, org)
     url = f"/v1/rounds/{round_['id']}/responses"
     settings = app.state.coherence.settings
-    too_many = {"responses": [response_for(f"p{i}") for i in range(settings.max_batch_responses + 1)]}
+    too_many = {
+        "responses": [response_for(f"p{i}") for i in range(settings.max_batch_responses + 1)]
+    }
     response = await client.post(url, json=too_many, headers=org.headers)
     assert response.status_code == 422
     assert response.json()["errors"][0]["pointer"] == "/responses"

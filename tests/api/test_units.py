@@ -53,7 +53,12 @@ async def test_a_move_that_closes_a_cycle_with_stored_units_is_refused(
 ):
     await client.put(
         "/v1/units",
-        json={"units": [{"external_id": "p", "name": "P"}, {"external_id": "q", "name": "Q", "parent_external_id": "p"}]},
+        json={
+            "units": [
+                {"external_id": "p", "name": "P"},
+                {"external_id": "q", "name": "Q", "parent_external_id": "p"},
+            ]
+        },
         headers=org.headers,
     )
     response = await client.put(
@@ -83,6 +88,8 @@ async def test_units_are_private_to_their_organisation(client: httpx.AsyncClient
     from tests.api.conftest import new_org
 
     other = await new_org(client)
-    await client.put("/v1/units", json={"units": [{"external_id": "x", "name": "X"}]}, headers=org.headers)
+    await client.put(
+        "/v1/units", json={"units": [{"external_id": "x", "name": "X"}]}, headers=org.headers
+    )
     assert (await client.get("/v1/units/x", headers=other.headers)).status_code == 404
     assert (await client.get("/v1/units", headers=other.headers)).json()["items"] == []

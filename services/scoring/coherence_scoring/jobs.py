@@ -29,8 +29,8 @@ LOCK_RETRY_SECONDS = 2
 _ROUND_QUERY = """
 SELECT r.input_version, r.scored_version, r.scoring_status, r.instrument,
        o.min_group_size, o.weak_below, o.strong_above,
-       (SELECT s.settings FROM scoring_run s
-         WHERE s.round_id = r.id AND s.status = 'scored' ORDER BY s.id DESC LIMIT 1) AS last_settings
+       (SELECT s.settings FROM scoring_run s WHERE s.round_id = r.id AND s.status = 'scored'
+         ORDER BY s.id DESC LIMIT 1) AS last_settings
 FROM round r JOIN organization o ON o.id = r.organization_id
 WHERE r.id = $1 AND r.organization_id = $2
 """
@@ -70,8 +70,8 @@ async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: u
     last = json.loads(row["last_settings"]) if row["last_settings"] else None
     if row["scored_version"] == row["input_version"] and last == fingerprint:
         await connection.execute(
-            "UPDATE round SET scoring_status = 'scored' WHERE id = $1 AND scoring_status = 'pending' "
-            "AND scored_version = input_version",
+            "UPDATE round SET scoring_status = 'scored' "
+            "WHERE id = $1 AND scoring_status = 'pending' AND scored_version = input_version",
             round_id,
         )
         return "up to date"

@@ -24,7 +24,9 @@ FUNCTIONS = [func(score_round, name=SCORE_ROUND, timeout=900, max_tries=5, keep_
 async def _relay_forever(ctx: dict[str, Any], interval: float) -> None:
     while True:
         try:
-            while await relay_outbox(ctx["sessionmaker"], ctx["redis"], queue_name=ctx["queue_name"]):
+            while await relay_outbox(
+                ctx["sessionmaker"], ctx["redis"], queue_name=ctx["queue_name"]
+            ):
                 pass
         except Exception:
             log.exception("outbox relay sweep failed; retrying")

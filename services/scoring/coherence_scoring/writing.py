@@ -71,12 +71,20 @@ async def write_result(
     """Replace the round's published results; call inside the switching transaction."""
     for table in RESULT_TABLES:
         await connection.execute(f"DELETE FROM {table} WHERE round_id = $1", round_id)
-    common = {"organization_id": organization_id, "round_id": round_id, "run_id": run_id}
-    await _copy_frame(connection, "unit_score", result.unit_scores, UNIT_SCORE_COLUMNS, **common)
-    await _copy_frame(connection, "tie_score", result.tie_scores, TIE_SCORE_COLUMNS, **common)
-    await _copy_frame(
-        connection, "unit_participation", result.participation, PARTICIPATION_COLUMNS, **common
-    )
+    for table, frame, columns in (
+        ("unit_score", result.unit_scores, UNIT_SCORE_COLUMNS),
+        ("tie_score", result.tie_scores, TIE_SCORE_COLUMNS),
+        ("unit_participation", result.participation, PARTICIPATION_COLUMNS),
+    ):
+        await _copy_frame(
+            connection,
+            table,
+            frame,
+            columns,
+            organization_id=organization_id,
+            round_id=round_id,
+            run_id=run_id,
+        )
     await connection.execute(
         """
         INSERT INTO round_summary

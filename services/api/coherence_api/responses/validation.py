@@ -147,9 +147,16 @@ def _check_response(
     elif unit_idx is None:
         errors.add(locate("unit"), f"unit '{unit}' is not in this round")
     answers: list[tuple[int, int, int | None]] = []
-    common = {"context": context, "errors": errors, "locate": locate, "out": answers}
     if data.get("answers") is not None:
-        _check_items(data["answers"], target_idx=NO_TARGET, path=("answers",), **common)
+        _check_items(
+            data["answers"],
+            target_idx=NO_TARGET,
+            context=context,
+            errors=errors,
+            locate=locate,
+            path=("answers",),
+            out=answers,
+        )
     about = data.get("about")
     if about is not None and not isinstance(about, dict):
         errors.add(locate("about"), "must be an object of target unit → items")
@@ -159,7 +166,15 @@ def _check_response(
             if target_idx is None:
                 errors.add(locate("about", target), f"target unit '{target}' is not in this round")
                 continue
-            _check_items(items, target_idx=target_idx, path=("about", target), **common)
+            _check_items(
+                items,
+                target_idx=target_idx,
+                context=context,
+                errors=errors,
+                locate=locate,
+                path=("about", target),
+                out=answers,
+            )
     if len(errors.errors) > before or unit_idx is None or not isinstance(respondent, str):
         return None
     return Submission(respondent=respondent, unit_idx=unit_idx, answers=answers)

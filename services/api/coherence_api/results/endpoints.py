@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -22,7 +22,9 @@ from coherence_api.results.schemas import Perspective, SummaryOut, TieScoreOut, 
 
 router = APIRouter(prefix="/v1/rounds/{round_id}/results", tags=["results"])
 
-NOT_SCORED = {409: {"description": "The round has not been scored yet."}}
+NOT_SCORED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The round has not been scored yet."}
+}
 
 
 class NotModified(Exception):

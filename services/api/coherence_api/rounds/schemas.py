@@ -51,12 +51,12 @@ class RoundOut(BaseModel):
         return cls(
             id=row.id,
             name=row.name,
-            status=row.status,  # type: ignore[arg-type]
+            status=row.status,
             instrument=row.instrument_key,
             respondents=row.respondents,
             input_version=row.input_version,
             scoring=Scoring(
-                status=row.scoring_status,  # type: ignore[arg-type]
+                status=row.scoring_status,
                 scored_version=row.scored_version,
                 scored_at=row.scored_at,
                 error=row.scoring_error,

@@ -1,0 +1,252 @@
+"""The whole path: REST → Postgres → outbox → Redis → a real arq worker (burst) → results."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+from arq.connections import RedisSettings, create_pool
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from coherence_core.jobs import relay_outbox
+from coherence_core.settings import Settings
+from coherence_core.synthetic import (
+    generate_organisation,
+    to_api_batches,
+    to_scoring_input,
+    to_units_payload,
+)
+from coherence_scoring.engine import ScoringSettings
+from coherence_scoring.jobs import score_round
+from coherence_scoring.worker import create_worker
+from tests.api.conftest import Org, new_org, open_round, put_units
+from tests.reference.scoring import reference_score
+
+
+async def run_scoring(app: FastAPI, settings: Settings, queue_name: str) -> int:
+    """Relay the outbox to Redis, then drain the queue with a real worker in burst mode."""
+    assert settings.redis_url
+    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        relayed = await relay_outbox(app.state.coherence.sessionmaker, redis, queue_name=queue_name)
+    finally:
+        await redis.aclose()
+    worker = create_worker(
+        settings, queue_name=queue_name, relay=False, burst=True, poll_delay=0, handle_signals=False
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return relayed
+
+
+async def fetch_all(client: httpx.AsyncClient, org: Org, url: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(url, params=params, headers=org.headers)
+        assert response.status_code == 200, response.text
+        items += response.json()["items"]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return items
+
+
+SMALL_UNITS = [
+    {"external_id": "fin", "name": "Finance", "headcount": 10},
+    {"external_id": "it", "name": "IT", "headcount": 8},
+]
+
+
+def _person(i: int, unit: str, rc: int, ps: int) -> dict[str, Any]:
+    return {
+        "respondent": f"hr-{unit}-{i}",
+        "unit": unit,
+        "answers": {
+            key: ps
+            for key in (
+                "ps_raise_problems",
+                "ps_safe_risk",
+                "ps_no_undermining",
+                "ps_skills_valued",
+            )
+        },
+        "about": {
+            "fin": {
+                k: rc
+                for k in (
+                    "rc_frequent",
+                    "rc_timely",
+                    "rc_accurate",
+                    "rc_problem_solving",
+                    "rc_shared_goals",
+                )
+            }
+        },
+    }
+
+
+async def test_push_score_and_read_back(
+    client: httpx.AsyncClient, org: Org, app: FastAPI, settings: Settings, queue_name: str
+):
+    await put_units(client, org, SMALL_UNITS)
+    round_ = await open_round(client, org)
+    people = [_person(i, "fin", 4, 5) for i in range(5)] + [
+        _person(i, "it", 2, 3) for i in range(4)
+    ]
+    response = await client.post(
+        f"/v1/rounds/{round_['id']}/responses", json={"responses": people}, headers=org.headers
+    )
+    assert response.status_code == 200, response.text
+    assert await run_scoring(app, settings, queue_name) >= 1
+
+    got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
+    assert got["scoring"]["status"] == "scored", got
+    assert got["scoring"]["scored_version"] == got["input_version"] == 1
+
+    base = f"/v1/rounds/{round_['id']}/results"
+    units = await fetch_all(client, org, f"{base}/units")
+    by_key = {
+        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r for r in units
+    }
+    safety = by_key[("fin", "psychological_safety", "index", "members", False)]
+    assert safety["n"] == 5 and safety["mean"] == 5.0 and not safety["suppressed"]
+    internal = by_key[("fin", "relational_capacity", "index", "internal", False)]
+    assert internal["n"] == 5 and internal["mean"] == 4.0 and internal["band"] == "moderate"
+    small = by_key[("it", "psychological_safety", "index", "members", False)]
+    assert small["suppressed"] and small["suppression_reason"] == "min_group_size"
+    assert small["mean"] is None and small["n"] is None
+    ties = await fetch_all(client, org, f"{base}/ties")
+    tie = next(t for t in ties if (t["from_unit"], t["to_unit"]) == ("it", "fin"))
+    assert tie["suppressed"] and tie["mean"] is None
+
+    summary = await client.get(f"{base}/summary", headers=org.headers)
+    assert summary.status_code == 200
+    body = summary.json()
+    assert body["respondents"] == 9 and body["input_version"] == 1
+    assert body["response_rate"] == pytest.approx(9 / 18)
+    assert body["method_version"] == "coherence-v1"
+
+    etag = summary.headers["etag"]
+    cached = await client.get(f"{base}/summary", headers={**org.headers, "If-None-Match": etag})
+    assert cached.status_code == 304
+
+
+async def _result_tables(app: FastAPI, round_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    async with app.state.coherence.engine.connect() as connection:
+        tables = {}
+        for table, order in (
+            ("unit_score", "scale, measure, perspective, unit, rollup"),
+            ("tie_score", "scale, measure, from_unit, to_unit"),
+            ("unit_participation", "unit, rollup"),
+            ("round_summary", "round_id"),
+        ):
+            rows = await connection.execute(
+                text(f"SELECT * FROM {table} WHERE round_id = :r ORDER BY {order}"), {"r": round_id}
+            )
+            tables[table] = [tuple(r) for r in rows]
+        scored = await connection.execute(
+            text("SELECT scored_version, scored_at FROM round WHERE id = :r"), {"r": round_id}
+        )
+        tables["round"] = [tuple(r) for r in scored]
+    return tables
+
+
+async def test_a_job_run_twice_leaves_identical_results(
+    client: httpx.AsyncClient, org: Org, app: FastAPI, settings: Settings, queue_name: str
+):
+    await put_units(client, org, SMALL_UNITS)
+    round_ = await open_round(client, org)
+    people = [_person(i, "fin", 4, 5) for i in range(6)]
+    await client.post(
+        f"/v1/rounds/{round_['id']}/responses", json={"responses": people}, headers=org.headers
+    )
+    await run_scoring(app, settings, queue_name)
+    first = await _result_tables(app, round_["id"])
+    assert first["unit_score"]
+    # Ask again (a rescoring request and a duplicate job); nothing changes.
+    assert (
+        await client.post(f"/v1/rounds/{round_['id']}/score", headers=org.headers)
+    ).status_code == 202
+    await run_scoring(app, settings, queue_name)
+    # The job itself, called again directly, sees the round is up to date.
+    assert await score_round({"engine": app.state.coherence.engine}, round_["id"], org.id) == (
+        "up to date"
+    )
+    second = await _result_tables(app, round_["id"])
+    assert second == first
+    got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
+    assert got["scoring"]["status"] == "scored"
+
+
+def _close(a: float | None, b: float | None, tolerance: float = 1e-6) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=0, abs_tol=tolerance)
+
+
+@pytest.mark.slow
+async def test_synthetic_organisation_through_rest_matches_independent_computation(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, queue_name: str
+):
+    synthetic = generate_organisation(n_respondents=600, n_units=30, seed=11)
+    org = await new_org(client, min_group_size=5)
+    await put_units(client, org, to_units_payload(synthetic)["units"])
+    round_ = await open_round(client, org)
+    for batch in to_api_batches(synthetic, batch_size=200):
+        response = await client.post(
+            f"/v1/rounds/{round_['id']}/responses", json=batch, headers=org.headers
+        )
+        assert response.status_code == 200, response.text
+    await run_scoring(app, settings, queue_name)
+    expected = reference_score(to_scoring_input(synthetic, ScoringSettings(min_group_size=5)))
+
+    base = f"/v1/rounds/{round_['id']}/results"
+    got_units = {
+        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r
+        for r in await fetch_all(client, org, f"{base}/units")
+    }
+    want_units = {
+        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r
+        for r in expected.unit_scores.iter_rows(named=True)
+    }
+    assert got_units.keys() == want_units.keys()
+    for key, want in want_units.items():
+        got = got_units[key]
+        assert got["suppressed"] == want["suppressed"], key
+        assert got["suppression_reason"] == want["suppression_reason"], key
+        assert got["n"] == want["n"], key
+        for field in ("mean", "sd", "ci_low", "ci_high", "rwg"):
+            assert _close(got[field], want[field]), (key, field, got[field], want[field])
+        assert got["band"] == want["band"], key
+
+    got_ties = {
+        (r["from_unit"], r["to_unit"], r["measure"]): r
+        for measure in ("index", "communication", "rc_timely")
+        for r in await fetch_all(client, org, f"{base}/ties?measure={measure}")
+    }
+    want_ties = {
+        (r["from_unit"], r["to_unit"], r["measure"]): r
+        for r in expected.tie_scores.filter(
+            pl.col("measure").is_in(["index", "communication", "rc_timely"])
+        ).iter_rows(named=True)
+    }
+    assert got_ties.keys() == want_ties.keys()
+    for key, want in want_ties.items():
+        got = got_ties[key]
+        assert (got["suppressed"], got["n"]) == (want["suppressed"], want["n"]), key
+        assert _close(got["mean"], want["mean"]) and _close(got["sd"], want["sd"]), key
+
+    summary = (await client.get(f"{base}/summary", headers=org.headers)).json()
+    assert summary["respondents"] == expected.summary["respondents"]
+    for scale, values in expected.summary["scales"].items():
+        for field, value in values.items():
+            assert _close(summary["scales"][scale][field], value), (scale, field)
+    for field, value in expected.summary["network"].items():
+        assert _close(summary["network"][field], value), field

@@ -50,7 +50,6 @@ def admin_token() -> str:
 def service_env(
     database_url: str,
     redis_url: str,
-    queue_name: str,
     admin_token: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
@@ -61,7 +60,6 @@ def service_env(
     values = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "COHERENCE_QUEUE_NAME": queue_name,
         "COHERENCE_STATE_DIR": str(state_dir),
         "COHERENCE_ADMIN_TOKEN": admin_token,
         "COHERENCE_SECRET_KEY": secrets.token_urlsafe(32),

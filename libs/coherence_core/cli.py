@@ -23,7 +23,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from coherence_core import devstack
 from coherence_core.settings import Settings, get_settings
@@ -234,20 +233,15 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging.config
 
-    from arq import run_worker
-    from arq.connections import RedisSettings
     from arq.logs import default_log_config
 
-    from coherence_scoring.worker import WorkerSettings
+    from coherence_scoring.worker import create_worker
 
     settings = get_settings()
     _require(settings.database_url, "DATABASE_URL")
-    redis_url = _require(settings.redis_url, "REDIS_URL")
+    _require(settings.redis_url, "REDIS_URL")
     logging.config.dictConfig(default_log_config(verbose=settings.log_level == "debug"))
-    overrides: dict[str, Any] = {}
-    if getattr(WorkerSettings, "redis_settings", None) is None:
-        overrides["redis_settings"] = RedisSettings.from_dsn(redis_url)
-    run_worker(WorkerSettings, **overrides)
+    create_worker(settings).run()
     return 0
 
 

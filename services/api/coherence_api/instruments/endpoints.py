@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from coherence_api.deps import AdminCaller, AnyCaller, SessionDep
+from coherence_api.idempotency import IdempotencyDep
 from coherence_api.instruments import service
 from coherence_core.instruments import InstrumentDefinition
 
@@ -30,12 +31,16 @@ async def get_instrument(key: str, caller: AnyCaller, session: SessionDep) -> di
     "", status_code=201, summary="Create a custom instrument", response_model=InstrumentDefinition
 )
 async def create_instrument(
-    body: InstrumentDefinition, caller: AdminCaller, session: SessionDep
-) -> dict[str, Any]:
+    body: InstrumentDefinition,
+    caller: AdminCaller,
+    session: SessionDep,
+    idempotency: IdempotencyDep,
+) -> Response:
     """Scales (targeting `unit` or `self`), subscales, items, response range, reversal, recode
     maps and texts per locale. Validated whole; instruments are immutable once created."""
+    if replay := await idempotency.claim():
+        return replay
     definition = await service.create(
         session, organization_id=caller.organization_id, definition=body
     )
-    await session.commit()
-    return _out(definition)
+    return await idempotency.respond(definition, 201)

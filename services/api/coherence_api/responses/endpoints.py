@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from coherence_api.deps import SessionDep, StateDep, WriterCaller
+from coherence_api.idempotency import IdempotencyDep
 from coherence_api.responses import parsing, service
-from coherence_api.responses.schemas import ResponsesAccepted, ResponsesBatch
+from coherence_api.responses.schemas import ResponsesAccepted
 
 router = APIRouter(prefix="/v1/rounds", tags=["responses"])
 
@@ -15,6 +16,16 @@ _BODY_DOC = {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/ResponsesBatch"}},
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": "One response object per line."}
+            },
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "description": "Header respondent,unit,target,item,value; one answer per "
+                    "row; empty target for items asked once, empty value for don't know.",
+                }
+            },
         },
     }
 }
@@ -26,7 +37,7 @@ _BODY_DOC = {
     summary="Submit a batch of responses",
     openapi_extra=_BODY_DOC,
     responses={
-        409: {"description": "The round is closed."},
+        409: {"description": "The round is closed, or this Idempotency-Key is in use."},
         413: {"description": "The body exceeds the size limit (32 MiB by default)."},
         415: {"description": "Unsupported content type."},
         422: {"description": "Invalid batch: every error with a pointer; nothing stored."},
@@ -38,7 +49,8 @@ async def submit_responses(
     caller: WriterCaller,
     session: SessionDep,
     state: StateDep,
-) -> ResponsesAccepted:
+    idempotency: IdempotencyDep,
+) -> Response:
     """Validates the whole batch against the round's instrument and frozen units, then stores
     it atomically: either every response is stored or none is. A respondent sending again
     replaces their earlier submission in this round; a respondent twice in one batch is a 422.
@@ -47,6 +59,9 @@ async def submit_responses(
     (5,000 by default) responses per batch."""
     settings = state.settings
     body = await parsing.read_body(request, max_bytes=settings.max_body_bytes)
+    replay = await idempotency.claim(body)
+    if replay is not None:
+        return replay
     raws = parsing.parse_batch(request, body, max_responses=settings.max_batch_responses)
     result = await service.accept_batch(
         session,
@@ -55,9 +70,4 @@ async def submit_responses(
         hasher=state.hasher,
         rescore_delay=settings.rescore_debounce,
     )
-    await session.commit()
-    return result
-
-
-# Registers the documented request schema in the OpenAPI components.
-_ = ResponsesBatch
+    return await idempotency.respond(result)

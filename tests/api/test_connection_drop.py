@@ -28,7 +28,9 @@ async def test_dropped_connection_mid_body_stores_nothing(client: httpx.AsyncCli
     )
     serving = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+        for _ in range(500):
+            if server.started:
+                break
             await asyncio.sleep(0.01)
         body = json.dumps(
             {
@@ -38,7 +40,7 @@ async def test_dropped_connection_mid_body_stores_nothing(client: httpx.AsyncCli
                 ]
             }
         ).encode()
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
         head = (
             f"POST /v1/rounds/{round_['id']}/responses HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: Bearer {org.key}\r\nContent-Type: application/json\r\n"

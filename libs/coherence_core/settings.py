@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     relay_interval: float = Field(default=2.0, validation_alias="COHERENCE_RELAY_INTERVAL")
     #: Seconds a round's rescoring is deferred after a change, so bursts score once.
     rescore_debounce: float = Field(default=2.0, validation_alias="COHERENCE_RESCORE_DEBOUNCE")
+    #: Idempotency-Key claims are kept at least this long, then pruned by the worker.
+    idempotency_ttl_hours: float = Field(
+        default=24.0, ge=24.0, validation_alias="COHERENCE_IDEMPOTENCY_TTL_HOURS"
+    )
     log_level: str = Field(default="info", validation_alias="COHERENCE_LOG_LEVEL")
 
 

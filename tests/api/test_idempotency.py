@@ -130,3 +130,38 @@ async def test_idempotency_key_longer_than_255_is_refused(client: httpx.AsyncCli
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["parameter"] == "idempotency-key"
+
+
+async def test_expired_claims_are_pruned_and_fresh_ones_kept(
+    client: httpx.AsyncClient, org: Org, app
+):
+    from coherence_scoring.maintenance import prune
+
+    engine = app.state.coherence.engine
+    for key in ("old", "fresh"):
+        response = await client.put(
+            "/v1/units", json={"units": UNITS}, headers={**org.headers, "Idempotency-Key": key}
+        )
+        assert response.status_code == 200
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE idempotency_key SET created_at = now() - interval '25 hours' "
+                "WHERE key = 'old' AND organization_id = :o"
+            ),
+            {"o": org.id},
+        )
+    pruned = await prune(engine, idempotency_ttl_hours=24)
+    assert pruned["idempotency_keys"] >= 1
+    async with engine.connect() as connection:
+        left = (
+            (
+                await connection.execute(
+                    text("SELECT key FROM idempotency_key WHERE organization_id = :o ORDER BY key"),
+                    {"o": org.id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert left == ["fresh"]

@@ -8,17 +8,19 @@ import logging
 import os
 from typing import Any
 
-from arq import Worker, func
+from arq import Worker, cron, func
 from arq.connections import RedisSettings
 
 from coherence_core.db.session import create_engine, create_sessionmaker
 from coherence_core.jobs import DEFAULT_QUEUE, SCORE_ROUND, relay_outbox
 from coherence_core.settings import Settings, get_settings
 from coherence_scoring.jobs import score_round
+from coherence_scoring.maintenance import prune_expired
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = [func(score_round, name=SCORE_ROUND, timeout=900, max_tries=5, keep_result=3600)]
+CRON_JOBS = [cron(prune_expired, minute={0, 15, 30, 45}, run_at_startup=True, unique=True)]
 
 
 async def _relay_forever(ctx: dict[str, Any], interval: float) -> None:
@@ -39,6 +41,7 @@ def _lifecycle(settings: Settings, queue_name: str, relay: bool) -> tuple[Any, A
         ctx["engine"] = create_engine(settings.database_url, pool_size=4)
         ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
         ctx["queue_name"] = queue_name
+        ctx["idempotency_ttl_hours"] = settings.idempotency_ttl_hours
         if relay:
             ctx["relay_task"] = asyncio.create_task(_relay_forever(ctx, settings.relay_interval))
 
@@ -68,6 +71,7 @@ def create_worker(
     startup, shutdown = _lifecycle(settings, queue_name, relay)
     return Worker(
         functions=FUNCTIONS,  # type: ignore[arg-type]
+        cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=queue_name,
         on_startup=startup,
@@ -82,6 +86,7 @@ class WorkerSettings:
     """For `arq coherence_scoring.worker.WorkerSettings`; `coherence worker` is the usual way."""
 
     functions = FUNCTIONS
+    cron_jobs = CRON_JOBS
     queue_name = DEFAULT_QUEUE
     redis_settings = (
         RedisSettings.from_dsn(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None

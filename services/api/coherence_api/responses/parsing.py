@@ -108,7 +108,8 @@ class _CsvResponse:
         key = tuple(str(p) for p in path)
         while key not in self.lines:
             key = key[:-1]
-        column = {("respondent",): "respondent", ("unit",): "unit"}.get(key)
+        columns: dict[tuple[str, ...], str] = {("respondent",): "respondent", ("unit",): "unit"}
+        column = columns.get(key)
         if len(key) == 2 and key[0] == "about":
             column = "target"
         return {"line": self.lines[key], **({"column": column} if column else {})}

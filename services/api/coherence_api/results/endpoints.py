@@ -17,7 +17,8 @@ from coherence_api.pagination import (
     decode_cursor,
     page,
 )
-from coherence_api.results import service
+from coherence_api.results import changes, network, service
+from coherence_api.results.changes import ChangeOut
 from coherence_api.results.schemas import Perspective, SummaryOut, TieScoreOut, UnitScoreOut
 
 router = APIRouter(prefix="/v1/rounds/{round_id}/results", tags=["results"])
@@ -138,4 +139,85 @@ async def get_tie_results(
         position_of=lambda r: [r.scale, r.measure, r.from_unit, r.to_unit],
         request=request,
         response=response,
+    )
+
+
+@router.get(
+    "/changes",
+    response_model=Page[ChangeOut],
+    summary="Change since an earlier round",
+    responses=NOT_SCORED,
+)
+async def get_changes(
+    round_id: uuid.UUID,
+    since: Annotated[uuid.UUID, Query(description="The earlier round's id.")],
+    caller: ReaderCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    scale: Annotated[str | None, Query(max_length=64)] = None,
+    measure: Annotated[str | None, Query(max_length=64)] = None,
+    perspective: Perspective | None = None,
+    unit: Annotated[str | None, Query(max_length=200)] = None,
+    rollup: bool | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[ChangeOut]:
+    """Unit rows of this round matched by unit `external_id`, scale, measure, perspective and
+    roll-up flag to the earlier round: the difference of means and Welch's p-value, published
+    when both rows are."""
+    _, summary = await service.scored_round(session, round_id=round_id)
+    _, earlier = await service.scored_round(session, round_id=since)
+    check_etag(request, response, summary.run_id * 1_000_003 + earlier.run_id)
+    after = decode_cursor(
+        cursor, lambda p: (str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4]))
+    )
+    rows = await changes.changes(
+        session,
+        round_id=round_id,
+        since=since,
+        filters={
+            "scale": scale,
+            "measure": measure,
+            "perspective": perspective,
+            "unit": unit,
+            "rollup": rollup,
+        },
+    )
+    key = lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup)  # noqa: E731
+    if after is not None:
+        rows = [r for r in rows if key(r) > after]
+    return page(
+        rows[: limit + 1],
+        limit=limit,
+        position_of=lambda c: list(key(c)),
+        request=request,
+        response=response,
+    )
+
+
+@router.get(
+    "/network", response_model=network.Network, summary="The round as a graph", responses=NOT_SCORED
+)
+async def get_network(
+    round_id: uuid.UUID,
+    caller: ReaderCaller,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    scale: Annotated[str, Query(max_length=64)] = "relational_capacity",
+    holes_limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
+    weakest_limit: Annotated[int, Query(ge=0, le=1000)] = 10,
+) -> network.Network:
+    """Nodes (units, with published internal and incoming index), edges (published external
+    ties), the holes (pairs where neither unit rates the other) and the weakest ties, ready for
+    graph libraries."""
+    _, summary = await service.scored_round(session, round_id=round_id)
+    check_etag(request, response, summary.run_id)
+    return await network.network(
+        session,
+        round_id=round_id,
+        scale=scale,
+        holes_limit=holes_limit,
+        weakest_limit=weakest_limit,
     )

@@ -53,120 +53,138 @@ def apply_rules(
     k: int,
 ) -> Published:
     """unit_rows: unit, rollup, persp, mid, n, …; tie_rows: from, to, mid, n, …;
-    participation: unit, rollup, respondents, …."""
-    rank = pl.Series(tree.external_rank)
+    participation: unit, rollup, respondents, …. Row ids: unit rows, then ties, then
+    participation rows, then one virtual row per organisation aggregate."""
     n_u, n_t, n_p = unit_rows.height, tie_rows.height, participation.height
-    units = unit_rows.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("rid"),
-        "unit",
-        "rollup",
-        "persp",
-        "mid",
-        pl.col("n").cast(pl.Int64),
-    )
-    ties = tie_rows.select(
-        (pl.int_range(pl.len(), dtype=pl.Int64) + n_u).alias("rid"),
-        "from",
-        "to",
-        "mid",
-        pl.col("n").cast(pl.Int64),
-    )
-    parts_p = participation.select(
-        (pl.int_range(pl.len(), dtype=pl.Int64) + n_u + n_t).alias("rid"),
-        "unit",
-        "rollup",
-        pl.lit(PARTICIPATION, dtype=pl.Int32).alias("mid"),
-        pl.col("respondents").cast(pl.Int64).alias("n"),
+    stride = tree.count + 2
+    rank = tree.external_rank
+
+    # family 1: the incoming column of b → ties R[a, b], a ≠ b
+    t_from = _ints(tie_rows, "from")
+    t_to = _ints(tie_rows, "to")
+    t_mid = _ints(tie_rows, "mid")
+    external = np.flatnonzero(t_from != t_to)
+    u_unit, u_mid, u_persp = (_ints(unit_rows, c) for c in ("unit", "mid", "persp"))
+    u_rollup = unit_rows["rollup"].to_numpy().astype(bool)
+    fam1_id = (t_mid[external] + 2) * stride + t_to[external] + 1
+    is_incoming = ~u_rollup & (u_persp == INCOMING)
+    fam1_agg = _lookup(
+        ((u_mid + 2) * stride + u_unit + 1)[is_incoming], np.flatnonzero(is_incoming), fam1_id
     )
 
-    # family 1: incoming column of b
-    incoming = units.filter(~pl.col("rollup") & (pl.col("persp") == INCOMING)).select(
-        pl.col("unit").alias("to"), "mid", pl.col("rid").alias("agg")
-    )
-    column_parts = ties.filter(pl.col("from") != pl.col("to")).select(
-        "rid", "to", "mid", rank1=pl.col("from"), rank2=pl.col("to")
-    )
-    fam1 = column_parts.join(incoming, on=["to", "mid"], how="left").select(
-        fam=pl.struct(pl.lit(1), "to", "mid"), rid="rid", agg="agg", rank1="rank1", rank2="rank2"
-    )
-
-    # families 2 and 3: members rows and participation rows
-    members = pl.concat(
-        [
-            units.filter(pl.col("persp") == MEMBERS).select("rid", "unit", "rollup", "mid", "n"),
-            parts_p,
-        ],
-        how="vertical_relaxed",
-    )
-    has_children = pl.Series(tree.has_children)
-    parent = pl.Series(tree.parent)
-    members = members.with_columns(
-        fam_unit=pl.when(pl.col("unit").gather(pl.col("unit")).is_null())
-        .then(None)
-        .otherwise(None)
-    ) if False else _family_units(members, has_children, parent)
-    aggregates = members.filter(pl.col("rollup")).select(
-        pl.col("unit").alias("fam_unit"), "mid", pl.col("rid").alias("agg")
-    )
-    organisation = (
-        members.filter(pl.col("fam_unit") == _ORG)
-        .group_by("mid")
-        .agg(pl.col("n").sum())
-        .sort("mid")
-        .with_columns(
-            agg=pl.int_range(pl.len(), dtype=pl.Int64) + n_u + n_t + n_p,
-            fam_unit=pl.lit(_ORG, dtype=pl.Int64),
-        )
-    )
-    aggregates = pl.concat(
-        [aggregates, organisation.select("fam_unit", "mid", "agg")], how="vertical_relaxed"
-    )
-    fam23 = (
-        members.filter(pl.col("fam_unit").is_not_null())
-        .join(aggregates, on=["fam_unit", "mid"], how="left")
-        .select(
-            fam=pl.struct(pl.lit(2), "fam_unit", "mid"),
-            rid="rid",
-            agg="agg",
-            rank1="unit",
-            rank2=pl.lit(0, dtype=pl.Int64),
-        )
-    )
-    families = pl.concat([fam1, fam23], how="vertical_relaxed").with_columns(
-        rank1=pl.col("rank1").cast(pl.Int64).replace_strict(
-            pl.Series(np.arange(tree.count)), rank, default=0
-        ),
-        fam=pl.col("fam").rank("dense").cast(pl.Int64),
+    # families 2 and 3: members rows and participation rows (mid = PARTICIPATION)
+    is_members = u_persp == MEMBERS
+    m_rid = np.r_[np.flatnonzero(is_members), np.arange(n_p) + n_u + n_t]
+    m_unit = np.r_[u_unit[is_members], _ints(participation, "unit")]
+    m_rollup = np.r_[u_rollup[is_members], participation["rollup"].to_numpy().astype(bool)]
+    m_mid = np.r_[u_mid[is_members], np.full(n_p, PARTICIPATION, dtype=np.int64)]
+    m_n = np.r_[_ints(unit_rows, "n")[is_members], _ints(participation, "respondents")]
+    has_children = tree.has_children[m_unit]
+    fam_unit = np.where(has_children & ~m_rollup, m_unit, tree.parent[m_unit])
+    fam23_id = (m_mid + 2) * stride + fam_unit + 1 + (2**40)
+    at_org = fam_unit == _ORG
+    org_mids = np.unique(m_mid[at_org])
+    org_n = np.array([m_n[at_org & (m_mid == mid)].sum() for mid in org_mids], dtype=np.int64)
+    org_rid = np.arange(len(org_mids), dtype=np.int64) + n_u + n_t + n_p
+    fam23_agg = np.where(
+        at_org,
+        _lookup(org_mids, org_rid, m_mid),
+        _lookup(((m_mid + 2) * stride + m_unit + 1 + 2**40)[m_rollup], m_rid[m_rollup], fam23_id),
     )
 
-    n_all = pl.concat(
-        [
-            units.select("n"),
-            ties.select("n"),
-            parts_p.select("n"),
-            organisation.select("n"),
-        ],
-        how="vertical_relaxed",
-    )["n"].to_numpy()
-    suppressed, reason = _repair(families, n_all, k)
+    parts = _Parts(
+        fam=np.r_[fam1_id, fam23_id],
+        rid=np.r_[external + n_u, m_rid],
+        agg=np.r_[fam1_agg, fam23_agg],
+        rank1=np.r_[rank[t_from[external]], rank[m_unit]],
+        rank2=np.r_[rank[t_to[external]], np.zeros(len(m_rid), dtype=np.int64)],
+    )
+    n_all = np.r_[
+        _ints(unit_rows, "n"), _ints(tie_rows, "n"), _ints(participation, "respondents"), org_n
+    ]
+    suppressed, reason = _repair(parts, n_all, k)
 
     def status(frame: pl.DataFrame, offset: int) -> pl.DataFrame:
         s = suppressed[offset : offset + frame.height]
         rc = reason[offset : offset + frame.height]
+        labels = np.array([None, MIN_GROUP_SIZE, COMPLEMENTARY], dtype=object)[rc]
         return frame.with_columns(
             suppressed=pl.Series(s, dtype=pl.Boolean),
-            suppression_reason=pl.Series(
-                np.where(rc == 1, MIN_GROUP_SIZE, np.where(rc == 2, COMPLEMENTARY, None)),
-                dtype=pl.String,
-            ),
+            suppression_reason=pl.Series(labels.tolist(), dtype=pl.String),
         )
 
-    org_flags = suppressed[n_u + n_t + n_p :]
     return Published(
         unit_rows=status(unit_rows, 0),
         tie_rows=status(tie_rows, n_u),
         participation=status(participation, n_u + n_t),
         organisation_suppressed={
-            int(m): bool(f) for m, f in zip(organisation["mid"].to_list(), org_flags, strict=True)
+            int(mid): bool(suppressed[rid]) for mid, rid in zip(org_mids, org_rid, strict=True)
         },
     )
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """values[keys == q] for each q of query (keys unique), -1 where absent."""
+    if len(keys) == 0:
+        return np.full(len(query), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    pos = np.clip(np.searchsorted(keys[order], query), 0, len(keys) - 1)
+    found = keys[order][pos] == query
+    return np.where(found, values[order][pos], -1).astype(np.int64)
+
+
+def _ints(frame: pl.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy().astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    fam: np.ndarray  # family id (any integers)
+    rid: np.ndarray  # the part's row id
+    agg: np.ndarray  # the family's aggregate row id, -1 when it has none
+    rank1: np.ndarray
+    rank2: np.ndarray
+
+
+def _repair(parts: _Parts, n_all: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 1, then rule 2 until nothing changes. Returns (suppressed, reason code 0/1/2)."""
+    suppressed = n_all < k
+    reason = np.where(suppressed, 1, 0).astype(np.int64)
+    if len(parts.fam) == 0:
+        return suppressed, reason
+    fam_codes, fam = np.unique(parts.fam, return_inverse=True)
+    fam = fam.reshape(-1)
+    n_fam = len(fam_codes)
+    n = n_all[parts.rid]
+    agg_of = np.full(n_fam, -1, dtype=np.int64)
+    agg_of[fam] = parts.agg
+    while True:
+        hidden = suppressed[parts.rid]
+        held = np.bincount(fam, weights=np.where(hidden, n, 0), minlength=n_fam).astype(np.int64)
+        violated = (held > 0) & (held < k)
+        if not violated.any():
+            break
+        candidates = np.flatnonzero(~hidden & violated[fam])
+        order = np.lexsort(
+            (parts.rank2[candidates], parts.rank1[candidates], n[candidates], fam[candidates])
+        )
+        cand = candidates[order]
+        cand_fam = fam[cand]
+        cand_n = n[cand]
+        running = np.cumsum(cand_n)
+        first = np.r_[True, cand_fam[1:] != cand_fam[:-1]] if len(cand) else np.zeros(0, bool)
+        starts = np.flatnonzero(first)
+        group_base = np.repeat(running[starts] - cand_n[starts], np.diff(np.r_[starts, len(cand)]))
+        # respondents held by the suppressed parts before this part would be suppressed
+        before = held[cand_fam] + running - cand_n - group_base
+        newly = cand[before < k]
+        after = held + np.bincount(fam[newly], weights=n[newly], minlength=n_fam).astype(np.int64)
+        aggregates = agg_of[violated & (after < k)]
+        aggregates = aggregates[aggregates >= 0]
+        targets = np.r_[parts.rid[newly], aggregates]
+        fresh = targets[~suppressed[targets]]
+        if len(fresh) == 0:
+            break
+        suppressed[fresh] = True
+        reason[fresh] = 2
+    return suppressed, reason

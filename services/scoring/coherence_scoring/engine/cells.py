@@ -207,16 +207,12 @@ def rater_means(tie_frame: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
 def rater_groups(raters: pl.DataFrame, denominators: pl.DataFrame) -> pl.DataFrame:
     """Moment groups of per-rater means: one group per (cell, m), den = L·m."""
     keys = [*UNIT_KEYS, "m"]
-    grouped = packed_group_by(
-        raters.select(*keys, "y"), keys, _moments("y", _is_wide(raters, "y"))
-    )
+    grouped = packed_group_by(raters.select(*keys, "y"), keys, _moments("y", _is_wide(raters, "y")))
     grouped = grouped.join(denominators, on="mid").with_columns(den=pl.col("L") * pl.col("m"))
     return _finish(grouped, UNIT_KEYS)
 
 
-def direct_values(
-    data: RespondentData, tie_frame: pl.DataFrame, tree: UnitTree
-) -> pl.DataFrame:
+def direct_values(data: RespondentData, tie_frame: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
     """unit, rollup, persp, mid, r, x: respondent-level values of cells that hold one score per
     respondent (members, internal and incoming without roll-up). Used by ``cell_values``."""
     self_scores = data.scores.filter(pl.col("target") == SELF).select(

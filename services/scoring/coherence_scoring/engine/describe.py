@@ -130,9 +130,11 @@ def rwg(data: RespondentData, measures: Measures, tree: UnitTree) -> pl.DataFram
         .join(have, on="_k", how="semi")
     )
     item_mid = pl.Series(measures.item_mid.astype(np.int32))
-    single = rows.with_columns(mid=pl.col("item").replace_strict(
-        pl.Series(np.arange(len(item_mid), dtype=np.int32)), item_mid
-    ))
+    single = rows.with_columns(
+        mid=pl.col("item").replace_strict(
+            pl.Series(np.arange(len(item_mid), dtype=np.int32)), item_mid
+        )
+    )
     keys = ["a", "persp", "mid", "item"]
     v = pl.col("v").cast(pl.Int64)
     sums = [pl.len().cast(pl.Int64).alias("n"), v.sum().alias("s1"), (v * v).sum().alias("s2")]

@@ -41,7 +41,9 @@ class RespondentData:
 def prepare(inputs: ScoringInput, measures: Measures, tree: UnitTree) -> RespondentData:
     n_units = tree.count
     respondents = (
-        inputs.respondents.select(pl.col("respondent").cast(pl.Int64), pl.col("unit").cast(pl.Int32))
+        inputs.respondents.select(
+            pl.col("respondent").cast(pl.Int64), pl.col("unit").cast(pl.Int32)
+        )
         .filter(pl.col("unit").is_between(0, n_units - 1))
         .sort("respondent")
     )

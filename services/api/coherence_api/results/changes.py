@@ -1,0 +1,108 @@
+"""Change since an earlier round (SCORING.md §4): difference of means and a Welch t-test.
+
+Welch's test needs only each group's n, mean and sample sd, which the published unit rows carry;
+a change is published only where both rows are, so nothing beyond published rows is used.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from pydantic import BaseModel, Field
+from scipy import stats
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coherence_api.results.schemas import Perspective, SuppressionReason
+from coherence_core.db.models import UnitScore
+
+
+class ChangeOut(BaseModel):
+    unit: str
+    scale: str
+    measure: str
+    perspective: Perspective
+    rollup: bool
+    mean: float | None
+    earlier_mean: float | None
+    difference: float | None = Field(description="`mean − earlier_mean`.")
+    p_value: float | None = Field(description="Welch's two-sided t-test on respondent scores.")
+    suppressed: bool
+    suppression_reason: SuppressionReason | None
+
+
+def welch_p(n1: int, m1: float, s1: float, n2: int, m2: float, s2: float) -> float | None:
+    """Two-sided p of Welch's t-test from group statistics; None when undefined."""
+    if n1 < 2 or n2 < 2:
+        return None
+    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
+    if v1 + v2 == 0:
+        return None
+    t = (m1 - m2) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+def change_of(later: UnitScore, earlier: UnitScore) -> ChangeOut:
+    common = {
+        "unit": later.unit,
+        "scale": later.scale,
+        "measure": later.measure,
+        "perspective": later.perspective,
+        "rollup": later.rollup,
+    }
+    if later.mean is None or earlier.mean is None or later.n is None or earlier.n is None:
+        reason = later.suppression_reason or earlier.suppression_reason or "min_group_size"
+        return ChangeOut(
+            **common,
+            mean=None,
+            earlier_mean=None,
+            difference=None,
+            p_value=None,
+            suppressed=True,
+            suppression_reason=reason,
+        )
+    p_value = None
+    if later.sd is not None and earlier.sd is not None:
+        p_value = welch_p(later.n, later.mean, later.sd, earlier.n, earlier.mean, earlier.sd)
+    return ChangeOut(
+        **common,
+        mean=later.mean,
+        earlier_mean=earlier.mean,
+        difference=later.mean - earlier.mean,
+        p_value=p_value,
+        suppressed=False,
+        suppression_reason=None,
+    )
+
+
+async def changes(
+    session: AsyncSession,
+    *,
+    round_id: uuid.UUID,
+    since: uuid.UUID,
+    filters: dict[str, object],
+) -> list[ChangeOut]:
+    """One row per unit row of `round_id` that has a counterpart (same unit external id, scale,
+    measure, perspective and roll-up flag) in round `since`."""
+
+    def rows(of: uuid.UUID) -> Select[tuple[UnitScore]]:
+        statement = select(UnitScore).where(UnitScore.round_id == of)
+        for column, value in filters.items():
+            if value is not None:
+                statement = statement.where(getattr(UnitScore, column) == value)
+        return statement
+
+    later = (await session.scalars(rows(round_id))).all()
+    earlier = {
+        (r.unit, r.scale, r.measure, r.perspective, r.rollup): r
+        for r in (await session.scalars(rows(since))).all()
+    }
+    out = []
+    for row in later:
+        match = earlier.get((row.unit, row.scale, row.measure, row.perspective, row.rollup))
+        if match is not None:
+            out.append(change_of(row, match))
+    out.sort(key=lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup))
+    return out

@@ -27,6 +27,7 @@ def test_ensure_secret_prefers_environment_then_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("COHERENCE_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("COHERENCE_SECRET_KEY", raising=False)
     token = devstack.ensure_secret(tmp_path / "state", "admin-token")
     path = tmp_path / "state" / "admin-token"
     assert path.read_text().strip() == token and len(token) >= 40
@@ -46,11 +47,8 @@ def test_state_dir_lock_is_exclusive(tmp_path: Path) -> None:
 
 
 def _gone(pid: int) -> bool:
-    """Exited (a zombie counts: pid 1 of a container may reap late)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+    """Exits within a few seconds (a zombie counts: pid 1 of a container may reap late)."""
+    return devstack._wait_gone(pid, timeout=10)
 
 
 async def _write(database_url: str, redis_url: str) -> None:
@@ -118,6 +116,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.slow  # ~7 s: boots Postgres, Redis, the API and a worker
 @pytest.mark.skipif(
     importlib.util.find_spec("coherence_api.app") is None
     or importlib.util.find_spec("coherence_scoring.worker") is None,

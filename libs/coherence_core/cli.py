@@ -261,7 +261,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coherence", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="coherence",
+        description="Coherence: run it all locally, or one process of a deployment.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run everything on this machine (embedded by default)")

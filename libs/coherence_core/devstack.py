@@ -197,12 +197,16 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         if server is None:
             return
+        socket_dir = server.get_postmaster_info().socket_dir
         with server._lock:  # drop handles of processes that died without cleaning up
             handles = server.global_process_id_list
             handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
         server.cleanup()
         atexit.unregister(server._cleanup)
         type(server)._instances.pop(server.pgdata, None)
+        if socket_dir is not None and socket_dir != self.pgdata:
+            with contextlib.suppress(OSError):  # pgserver's short folder; empty once stopped
+                socket_dir.rmdir()
 
     def _forget_foreign_pidfile(self) -> None:
         """Remove a postmaster.pid whose pid now belongs to another program (e.g. after a reboot).

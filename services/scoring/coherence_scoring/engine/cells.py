@@ -144,64 +144,127 @@ def _tag(frame: pl.DataFrame, rollup: bool, persp: int) -> pl.DataFrame:
 
 def rater_means(tie_frame: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
     """unit, rollup, persp, mid, r, y (Int64 sum of the rater's tie scores x), m (their count):
-    the per-rater means y / (L·m) behind outgoing cells and roll-up internal/incoming/outgoing."""
-    per_rater = [pl.col("x").sum().alias("y"), pl.len().cast(pl.Int64).alias("m")]
-    external = tie_frame.filter(pl.col("a") != pl.col("b"))
-    outgoing = packed_group_by(external, ["a", "r", "mid"], per_rater).select(
-        pl.col("a").alias("unit"),
-        pl.lit(False).alias("rollup"),
-        pl.lit(OUTGOING, dtype=pl.Int8).alias("persp"),
-        "mid",
-        "r",
-        "y",
-        "m",
-    )
+    the per-rater means y / (L·m) behind outgoing cells and roll-up internal/incoming/outgoing.
+
+    Ties are sorted by (rater, measure, pre-order of the target) once. A rater's ties for one
+    measure are then a contiguous block, and within it the targets in any subtree are a
+    contiguous run, so every per-rater sum is a ``np.add.reduceat`` over runs."""
+    if tie_frame.height == 0:
+        return pl.DataFrame(schema=RATER_SCHEMA)
+    n_units = tree.count
+    mids = int(tie_frame["mid"].max()) + 1  # type: ignore[arg-type]
+    block_key = tie_frame["r"].cast(pl.Int64) * mids + tie_frame["mid"].cast(pl.Int64)
+    b_all = tie_frame["b"].to_numpy()
+    order = (block_key * n_units + pl.Series(tree.preorder[b_all])).arg_sort().to_numpy()
+    block = block_key.to_numpy()[order]
+    r = tie_frame["r"].to_numpy()[order]
+    a = tie_frame["a"].to_numpy()[order].astype(np.int64)
+    b = b_all[order].astype(np.int64)
+    mid = tie_frame["mid"].to_numpy()[order]
+    x = tie_frame["x"].to_numpy()[order]
+    starts = _run_starts(block)
+    out = _Emitter(r[starts], mid[starts])
+
+    external = a != b
+    out.add(a[starts], False, OUTGOING, *_sums(x, external, starts))
     if tree.rollup_ancestors.height == 0:
-        return outgoing
-    with_lca = tie_frame.with_columns(lca_column(tie_frame, tree))
+        return out.frame()
 
-    # internal / outgoing roll-ups of each ancestor p of the rater's unit: a tie about b is inside
-    # S(p) exactly when lca(a, b) is at p's depth or deeper
-    buckets = packed_group_by(
-        with_lca, ["a", "lca", "r", "mid"], [pl.col("x").sum().alias("y"), pl.len().alias("m")]
+    lca = tree.lca_depth[a, b]
+    total_y, total_m = _sums(x, np.ones(len(x), dtype=bool), starts)
+    rater_unit = a[starts]
+    for depth in range(tree.ancestor_at.shape[1]):
+        # the rater's ancestor p at this depth: targets with lca(a, b) ≥ depth are inside S(p)
+        p = tree.ancestor_at[rater_unit, depth]
+        rolled = (p >= 0) & tree.has_children[np.maximum(p, 0)]
+        if rolled.any():
+            in_y, in_m = _sums(x, lca >= depth, starts)
+            out.add(p, True, INTERNAL, in_y, in_m, rolled)
+            out.add(p, True, OUTGOING, total_y - in_y, total_m - in_m, rolled)
+        # the target's ancestor q at this depth, when the rater is outside S(q)
+        q = tree.ancestor_at[b, depth]
+        into = (q >= 0) & tree.has_children[np.maximum(q, 0)] & (lca < depth)
+        if into.any():
+            rows = np.flatnonzero(into)
+            run = _run_starts(block[rows] * n_units + q[rows])
+            first = rows[run]
+            y = np.add.reduceat(x[rows], run)
+            m = np.diff(np.r_[run, len(rows)])
+            out.add_rows(q[first], True, INCOMING, r[first], mid[first], y, m)
+    return out.frame()
+
+
+RATER_SCHEMA = {
+    "unit": pl.Int32,
+    "rollup": pl.Boolean,
+    "persp": pl.Int8,
+    "mid": pl.Int32,
+    "r": pl.Int32,
+    "y": pl.Int64,
+    "m": pl.Int64,
+}
+
+
+def _run_starts(key: np.ndarray) -> np.ndarray:
+    if len(key) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+
+
+def _sums(x: np.ndarray, mask: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.add.reduceat(np.where(mask, x, 0), starts),
+        np.add.reduceat(mask.astype(np.int64), starts),
     )
-    own = tree.rollup_ancestors.rename({"unit": "a"})
-    inside_outside = (
-        buckets.join(own, on="a")
-        .with_columns(
-            persp=pl.when(pl.col("lca") >= pl.col("p_depth"))
-            .then(pl.lit(INTERNAL, dtype=pl.Int8))
-            .otherwise(pl.lit(OUTGOING, dtype=pl.Int8))
+
+
+class _Emitter:
+    """Collects per-rater rows; a row is kept when the rater has at least one tie in it."""
+
+    def __init__(self, r: np.ndarray, mid: np.ndarray) -> None:
+        self.r, self.mid = r, mid
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def add(
+        self,
+        unit: np.ndarray,
+        rollup: bool,
+        persp: int,
+        y: np.ndarray,
+        m: np.ndarray,
+        mask: np.ndarray | None = None,
+    ) -> None:
+        keep = m > 0 if mask is None else mask & (m > 0)
+        self.add_rows(unit[keep], rollup, persp, self.r[keep], self.mid[keep], y[keep], m[keep])
+
+    def add_rows(
+        self,
+        unit: np.ndarray,
+        rollup: bool,
+        persp: int,
+        r: np.ndarray,
+        mid: np.ndarray,
+        y: np.ndarray,
+        m: np.ndarray,
+    ) -> None:
+        size = len(unit)
+        self.parts.append(
+            {
+                "unit": unit,
+                "rollup": np.full(size, rollup),
+                "persp": np.full(size, persp),
+                "mid": mid,
+                "r": r,
+                "y": y,
+                "m": m,
+            }
         )
-        .select("p", "persp", "mid", "r", "y", pl.col("m").cast(pl.Int64))
-    )
-    inside_outside = packed_group_by(
-        inside_outside, ["p", "persp", "mid", "r"], [pl.col("y").sum(), pl.col("m").sum()]
-    )
 
-    # incoming roll-ups of each ancestor p of the target deeper than lca(a, b): S(p) holds b
-    # but not the rater
-    theirs = tree.rollup_ancestors.rename({"unit": "b"})
-    incoming = (
-        with_lca.join(theirs, on="b")
-        .filter(pl.col("p_depth") > pl.col("lca"))
-        .select("p", "mid", "r", "x")
-    )
-    incoming = packed_group_by(incoming, ["p", "mid", "r"], per_rater).with_columns(
-        persp=pl.lit(INCOMING, dtype=pl.Int8)
-    )
-    rollups = pl.concat(
-        [inside_outside, incoming.select(inside_outside.columns)], how="vertical_relaxed"
-    ).select(
-        pl.col("p").alias("unit"),
-        pl.lit(True).alias("rollup"),
-        "persp",
-        "mid",
-        "r",
-        "y",
-        "m",
-    )
-    return pl.concat([outgoing, rollups], how="vertical_relaxed")
+    def frame(self) -> pl.DataFrame:
+        columns = {
+            name: np.concatenate([p[name] for p in self.parts]) for name in RATER_SCHEMA
+        }
+        return pl.DataFrame(columns).cast(RATER_SCHEMA)  # type: ignore[arg-type]
 
 
 def rater_groups(raters: pl.DataFrame, denominators: pl.DataFrame) -> pl.DataFrame:

@@ -72,6 +72,10 @@ class UnitTree:
     headcount: list[int | None]
     #: depth of the lowest common ancestor of units a and b (-1 when in different trees)
     lca_depth: npt.NDArray[np.int16]
+    #: ancestor_at[u, d]: u's ancestor at depth d (u itself at its own depth), -1 below it
+    ancestor_at: IntArray
+    #: position of each unit in a depth-first (pre-order) walk: a subtree is a contiguous range
+    preorder: IntArray
     #: (unit, p, p_depth): every unit with each of its ancestors-or-self that has children
     rollup_ancestors: pl.DataFrame
 
@@ -242,6 +246,9 @@ def build_tree(units: pl.DataFrame) -> UnitTree:
         },
         schema={"unit": pl.Int32, "p": pl.Int32, "p_depth": pl.Int32},
     )
+    preorder = np.empty(n, dtype=np.int64)
+    walk = sorted(range(n), key=lambda u: chains[u])
+    preorder[walk] = np.arange(n)
     external_id = frame["external_id"].to_list()
     order = sorted(range(n), key=lambda u: external_id[u])
     rank = np.empty(n, dtype=np.int64)
@@ -254,5 +261,7 @@ def build_tree(units: pl.DataFrame) -> UnitTree:
         external_rank=rank,
         headcount=frame["headcount"].to_list(),
         lca_depth=lca,
+        ancestor_at=ancestor_at,
+        preorder=preorder,
         rollup_ancestors=rollup_ancestors,
     )

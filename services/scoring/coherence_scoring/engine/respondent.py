@@ -91,53 +91,52 @@ def _scored_answers(
 
 
 def _scores(answers: pl.DataFrame, measures: Measures, n_units: int) -> pl.DataFrame:
-    """Item measures, and the index and subscale means that pass the minimum-answers rule."""
-    m_count = measures.count
-    item = answers["item"].to_numpy()
-    v = answers["v"].to_numpy().astype(np.int64)
-    r = answers["r"].to_numpy().astype(np.int64)
-    a = answers["a"].to_numpy()
-    target = answers["target"].to_numpy().astype(np.int64)
-    cell = (r * (n_units + 1) + target + 1) * m_count
+    """Item measures, and the index and subscale means that pass the minimum-answers rule.
 
-    sub = measures.subscale_mid[item]
-    has_sub = sub >= 0
-    grouped = (
-        pl.DataFrame(
-            {
-                "key": np.concatenate([cell + measures.index_mid[item], (cell + sub)[has_sub]]),
-                "v": np.concatenate([v, v[has_sub]]),
-            }
+    Answers are sorted by (respondent, target, scale, subscale, item) once; every index and
+    subscale group is then a contiguous run, summed with ``np.add.reduceat``."""
+    item = answers["item"].to_numpy()
+    n_items = len(measures.item_mid)
+    position = np.empty(n_items, dtype=np.int64)
+    position[np.lexsort((np.arange(n_items), measures.subscale_mid, measures.index_mid))] = (
+        np.arange(n_items)
+    )
+    tie = answers["r"].cast(pl.Int64) * (n_units + 1) + answers["target"].cast(pl.Int64) + 1
+    order = (tie * n_items + pl.Series(position[item])).arg_sort().to_numpy()
+    tie_s = tie.to_numpy()[order]
+    item_s = item[order]
+    v = answers["v"].to_numpy().astype(np.int64)
+    v_s = v[order]
+    groups = []
+    for gmid in (measures.index_mid[item_s], measures.subscale_mid[item_s]):
+        if len(v) == 0:
+            break
+        starts = np.flatnonzero(
+            np.r_[True, (tie_s[1:] != tie_s[:-1]) | (gmid[1:] != gmid[:-1])]
         )
-        .group_by("key")
-        .agg(c=pl.len().cast(pl.Int64), s=pl.col("v").sum())
+        count = np.diff(np.r_[starts, len(v)])
+        total = np.add.reduceat(v_s, starts)
+        mid = gmid[starts]
+        ok = (mid >= 0) & (count >= measures.column("min_answered")[np.maximum(mid, 0)])
+        starts, count, total, mid = starts[ok], count[ok], total[ok], mid[ok]
+        denominator = measures.column("denominator")[mid].astype(np.int64)
+        exact = measures.column("exact")[mid].astype(bool)
+        x = np.where(
+            exact,
+            total * (denominator // np.maximum(count, 1)),
+            (2 * total * denominator + count) // (2 * count),
+        )
+        groups.append((order[starts], mid, x))
+
+    pick = np.concatenate([g[0] for g in groups]) if groups else np.zeros(0, dtype=np.int64)
+    group_rows = answers[pick].select(
+        "r", "a", "target",
+        mid=pl.Series(np.concatenate([g[1] for g in groups]) if groups else [], dtype=pl.Int32),
+        x=pl.Series(np.concatenate([g[2] for g in groups]) if groups else [], dtype=pl.Int64),
     )
-    key = grouped["key"].to_numpy()
-    count = grouped["c"].to_numpy()
-    total = grouped["s"].to_numpy()
-    mid = key % m_count
-    rest = key // m_count
-    g_target = rest % (n_units + 1) - 1
-    g_r = rest // (n_units + 1)
-    ok = count >= measures.column("min_answered")[mid]
-    mid, g_target, g_r, count, total = mid[ok], g_target[ok], g_r[ok], count[ok], total[ok]
-    denominator = measures.column("denominator")[mid].astype(np.int64)
-    exact = measures.column("exact")[mid].astype(bool)
-    x = np.where(
-        exact,
-        total * (denominator // count),
-        (2 * total * denominator + count) // (2 * count),
+    item_rows = answers.select(
+        "r", "a", "target",
+        mid=pl.Series(measures.item_mid[item], dtype=pl.Int32),
+        x=pl.col("v").cast(pl.Int64),
     )
-    home = np.zeros(0, dtype=np.int32)
-    if len(r):
-        home = np.zeros(int(r.max()) + 1, dtype=np.int32)
-        home[r] = a
-    return pl.DataFrame(
-        {
-            "r": np.concatenate([r, g_r]).astype(np.int32),
-            "a": np.concatenate([a, home[g_r]]).astype(np.int32),
-            "target": np.concatenate([target, g_target]).astype(np.int32),
-            "mid": np.concatenate([measures.item_mid[item], mid]).astype(np.int32),
-            "x": np.concatenate([v, x]).astype(np.int64),
-        }
-    )
+    return pl.concat([item_rows, group_rows])

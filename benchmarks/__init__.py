@@ -1,0 +1,1 @@
+"""Coherence benchmarks (`make bench`): see `benchmarks/run.py`."""

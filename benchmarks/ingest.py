@@ -1,0 +1,552 @@
+"""Ingest (issue 4): end-to-end REST ingest against raw COPY and a per-row ORM path.
+
+The real API runs in a subprocess (`coherence api`, i.e. uvicorn) on a free localhost port,
+against the bench database and the local Redis. An httpx client with a fixed number of concurrent
+connections posts pre-serialised JSON batches (`to_api_batches`) into a round prepared through
+the API; every 200 response means the batch's transaction has committed, so answers/s is
+answers through to committed Postgres transactions.
+
+Baselines, same run, same Postgres, same `answer` table, the same answers:
+  * raw asyncpg `copy_records_to_table`: the same batches, one transaction each, over the same
+    number of connections; and the whole set in one COPY on one connection. The faster of the
+    two is the baseline.
+  * a plain ORM path: `session.add(Answer(...))` per row, commit per batch, on a subset.
+Before each measurement the previous one's rows are deleted, the table vacuumed and a checkpoint
+taken, so every measurement starts from the same table state.
+
+Memory per request: a fresh server, one small warm-up request, then the largest batch allowed
+(`COHERENCE_MAX_BATCH_RESPONSES` responses, within `COHERENCE_MAX_BODY_BYTES`) while the server's
+RSS is sampled every 2 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import orjson
+from sqlalchemy import delete
+
+from benchmarks.common import (
+    BenchConfig,
+    Goal,
+    PeakRss,
+    fmt_int,
+    fmt_mib,
+    fmt_rate,
+    fmt_s,
+    free_port,
+    log,
+    print_table,
+)
+from coherence_core.db.models import Answer
+from coherence_core.db.session import create_engine, create_sessionmaker
+from coherence_core.settings import Settings
+from coherence_core.synthetic import (
+    NULL_VALUE,
+    SyntheticOrg,
+    generate_organisation,
+    to_api_batches,
+    to_units_payload,
+)
+
+BATCH_RESPONSES = 200
+CONCURRENCY = 4
+N_UNITS = 120
+ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", "item_idx", "value")
+
+
+@dataclass(frozen=True)
+class Plan:
+    respondents: int
+    orm_answers: int  # the ORM baseline's subset
+    copy_repeats: int
+
+    @classmethod
+    def for_run(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(respondents=2_000, orm_answers=5_000, copy_repeats=2)
+        return cls(respondents=10_000, orm_answers=20_000, copy_repeats=3)
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    operator_token: str
+    log_path: Path
+
+
+@contextlib.contextmanager
+def api_server(config: BenchConfig, *, max_body_bytes: int, max_batch: int) -> Iterator[Server]:
+    """`coherence api` (uvicorn, as deployed) in a subprocess; stopped with SIGTERM."""
+    port = free_port()
+    token = "bench-operator-" + secrets.token_hex(8)
+    with tempfile.TemporaryDirectory(prefix="coherence-bench-") as scratch:
+        env = {
+            **os.environ,
+            "DATABASE_URL": config.database_url,
+            "REDIS_URL": config.redis_url,
+            "COHERENCE_ADMIN_TOKEN": token,
+            "COHERENCE_SECRET_KEY": "bench-secret-" + secrets.token_hex(8),
+            "COHERENCE_STATE_DIR": scratch,
+            "COHERENCE_LOG_LEVEL": "warning",
+            "COHERENCE_MAX_BODY_BYTES": str(max_body_bytes),
+            "COHERENCE_MAX_BATCH_RESPONSES": str(max_batch),
+        }
+        log_path = Path(scratch) / "api.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "coherence_core.cli", "api", "--port", str(port)],
+                env=env,
+                cwd=scratch,  # no stray .env
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        server = Server(process, f"http://127.0.0.1:{port}", token, log_path)
+        try:
+            _wait_ready(server)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the API exited:\n{server.log_path.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the API did not become ready:\n{server.log_path.read_text()}")
+
+
+@dataclass(frozen=True)
+class ApiRound:
+    organization_id: uuid.UUID
+    round_id: uuid.UUID
+    headers: dict[str, str]
+
+    @property
+    def path(self) -> str:
+        return f"/v1/rounds/{self.round_id}/responses"
+
+
+def _ok(response: httpx.Response, status: int = 200) -> Any:
+    if response.status_code != status:
+        raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text[:500]}")
+    return response.json()
+
+
+async def new_organisation(
+    client: httpx.AsyncClient, server: Server, org: SyntheticOrg
+) -> tuple[uuid.UUID, dict[str, str]]:
+    """An organisation with the synthetic org chart, through the API; (id, auth headers)."""
+    created = _ok(
+        await client.post(
+            "/v1/organizations",
+            json={"name": f"bench-{uuid.uuid4().hex[:8]}", "min_group_size": 5},
+            headers={"Authorization": f"Bearer {server.operator_token}"},
+        ),
+        201,
+    )
+    headers = {"Authorization": f"Bearer {created['api_key']['key']}"}
+    _ok(await client.put("/v1/units", json=to_units_payload(org), headers=headers))
+    return uuid.UUID(created["id"]), headers
+
+
+async def open_round(
+    client: httpx.AsyncClient, organization: tuple[uuid.UUID, dict[str, str]], name: str
+) -> ApiRound:
+    organization_id, headers = organization
+    body = _ok(await client.post("/v1/rounds", json={"name": name}, headers=headers), 201)
+    return ApiRound(organization_id, uuid.UUID(body["id"]), headers)
+
+
+async def post_batches(
+    client: httpx.AsyncClient, target: ApiRound, bodies: list[bytes], concurrency: int
+) -> float:
+    """Post every body, `concurrency` at a time; seconds until the last one has committed."""
+    pending = iter(bodies)
+    headers = {**target.headers, "Content-Type": "application/json"}
+
+    async def worker() -> None:
+        for body in pending:  # a shared iterator: each body is taken by one worker
+            _ok(await client.post(target.path, content=body, headers=headers))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+# ------------------------------------------------------------------------------------- the data
+
+
+def answer_batches(org: SyntheticOrg, batch_size: int) -> list[tuple[range, int]]:
+    """(respondents, answers) per batch, in `to_api_batches` order (originals only)."""
+    out = []
+    for first in range(0, org.n_respondents, batch_size):
+        last = min(first + batch_size, org.n_respondents)
+        lo, hi = np.searchsorted(org.answer_submission, [first, last])
+        out.append((range(first, last), int(hi - lo)))
+    return out
+
+
+def answer_records(
+    org: SyntheticOrg, respondents: range, organization_id: uuid.UUID, round_id: uuid.UUID
+) -> list[tuple[Any, ...]]:
+    """The rows the ingest service COPYs for these respondents (respondent id = number + 1)."""
+    lo, hi = np.searchsorted(org.answer_submission, [respondents.start, respondents.stop])
+    values = org.answer_value[lo:hi].tolist()
+    return list(
+        zip(
+            [organization_id] * (hi - lo),
+            [round_id] * (hi - lo),
+            (org.answer_submission[lo:hi].astype(np.int64) + 1).tolist(),
+            org.answer_target[lo:hi].tolist(),
+            org.answer_item[lo:hi].tolist(),
+            [None if v == NULL_VALUE else v for v in values],
+            strict=True,
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def connect(config: BenchConfig) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(config.dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def reset_table(config: BenchConfig, round_ids: list[uuid.UUID]) -> None:
+    """Remove a measurement's rows, vacuum, and checkpoint: the next one starts alike."""
+    async with connect(config) as connection:
+        await connection.execute("DELETE FROM answer WHERE round_id = ANY($1::uuid[])", round_ids)
+        await connection.execute(
+            "DELETE FROM respondent WHERE round_id = ANY($1::uuid[])", round_ids
+        )
+        await connection.execute("VACUUM (ANALYZE) answer")
+        await connection.execute("VACUUM (ANALYZE) respondent")
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("CHECKPOINT")
+
+
+async def count_round(config: BenchConfig, round_id: uuid.UUID) -> tuple[int, int]:
+    async with connect(config) as connection:
+        answers = await connection.fetchval(
+            "SELECT count(*) FROM answer WHERE round_id = $1", round_id
+        )
+        respondents = await connection.fetchval(
+            "SELECT count(*) FROM respondent WHERE round_id = $1", round_id
+        )
+    return int(answers), int(respondents)
+
+
+# ------------------------------------------------------------------------------------ baselines
+
+
+async def copy_batched(
+    config: BenchConfig, batches: list[list[tuple[Any, ...]]], concurrency: int
+) -> float:
+    """One COPY (and transaction) per batch over `concurrency` connections."""
+    pool = await asyncpg.create_pool(config.dsn, min_size=concurrency, max_size=concurrency)
+    try:
+        pending = iter(batches)
+
+        async def worker() -> None:
+            async with pool.acquire() as connection:
+                for records in pending:
+                    async with connection.transaction():
+                        await connection.copy_records_to_table(
+                            "answer", records=records, columns=ANSWER_COLUMNS
+                        )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+    finally:
+        await pool.close()
+
+
+async def copy_single(config: BenchConfig, records: list[tuple[Any, ...]]) -> float:
+    """Every answer in one COPY on one connection."""
+    async with connect(config) as connection:
+        started = time.perf_counter()
+        await connection.copy_records_to_table("answer", records=records, columns=ANSWER_COLUMNS)
+        return time.perf_counter() - started
+
+
+async def orm_insert(config: BenchConfig, batches: list[list[tuple[Any, ...]]]) -> float:
+    """`session.add(Answer(...))` per row, one commit per batch."""
+    engine = create_engine(config.database_url, pool_size=1)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        # warm-up, off the clock: the connection, the mapper and the INSERT statement's cache
+        warmup = uuid.uuid4()
+        async with sessionmaker() as session:
+            session.add_all(
+                Answer(**dict(zip(ANSWER_COLUMNS, row, strict=True))) for row in batches[0][:100]
+            )
+            for answer in session.new:
+                answer.round_id = warmup
+            await session.commit()
+        async with sessionmaker() as session:
+            await session.execute(delete(Answer).where(Answer.round_id == warmup))
+            await session.commit()
+        started = time.perf_counter()
+        for records in batches:
+            async with sessionmaker() as session:
+                for organization_id, round_id, respondent_id, target, item, value in records:
+                    session.add(
+                        Answer(
+                            organization_id=organization_id,
+                            round_id=round_id,
+                            respondent_id=respondent_id,
+                            target_idx=target,
+                            item_idx=item,
+                            value=value,
+                        )
+                    )
+                await session.commit()
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+
+
+# ------------------------------------------------------------------------------------- the runs
+
+
+@dataclass(frozen=True)
+class Throughput:
+    answers: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.answers / self.seconds
+
+
+async def measure_throughput(config: BenchConfig, plan: Plan) -> dict[str, Throughput]:
+    log(f"ingest: generating {plan.respondents:,} respondents in {N_UNITS} units")
+    org = generate_organisation(
+        n_respondents=plan.respondents, n_units=N_UNITS, seed=11, resubmission_rate=0.0
+    )
+    batches = answer_batches(org, BATCH_RESPONSES)
+    bodies = [orjson.dumps(b) for b in to_api_batches(org, batch_size=BATCH_RESPONSES)]
+    total = sum(n for _, n in batches)
+    settings = Settings()
+    out: dict[str, Throughput] = {}
+    with api_server(
+        config, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch_responses
+    ) as server:
+        async with httpx.AsyncClient(
+            base_url=server.base_url,
+            timeout=600,
+            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY),
+        ) as client:
+            organisation = await new_organisation(client, server, org)
+            organization_id = organisation[0]
+            warmup = await open_round(client, organisation, "warm-up")
+            rest = await open_round(client, organisation, "ingest")
+            log("ingest: warm-up (the first batches, into a round of their own)")
+            await post_batches(client, warmup, bodies[:CONCURRENCY], CONCURRENCY)
+            await reset_table(config, [warmup.round_id])
+
+            copy_round = uuid.uuid4()  # `answer` has no foreign keys: any round id will do
+            records = [answer_records(org, r, organization_id, copy_round) for r, _ in batches]
+            runs = []
+            for _ in range(plan.copy_repeats):
+                runs.append(await copy_batched(config, records, CONCURRENCY))
+                await reset_table(config, [copy_round])
+            out["copy_batched"] = Throughput(total, min(runs))
+            flat = [row for batch in records for row in batch]
+            runs = []
+            for _ in range(plan.copy_repeats):
+                runs.append(await copy_single(config, flat))
+                await reset_table(config, [copy_round])
+            out["copy_single"] = Throughput(total, min(runs))
+            del records, flat
+            log(f"ingest: COPY {fmt_rate(out['copy_batched'].rate)} batched")
+
+            log(f"ingest: REST, {len(bodies)} batches of {BATCH_RESPONSES}, {CONCURRENCY} at once")
+            seconds = await post_batches(client, rest, bodies, CONCURRENCY)
+            stored, respondents = await count_round(config, rest.round_id)
+            if (stored, respondents) != (total, org.n_respondents):
+                raise RuntimeError(f"REST stored {stored} answers of {respondents} respondents")
+            out["rest"] = Throughput(total, seconds)
+            await reset_table(config, [rest.round_id])
+            log(f"ingest: REST {fmt_rate(out['rest'].rate)}")
+
+    orm_round = uuid.uuid4()
+    subset: list[list[tuple[Any, ...]]] = []
+    taken = 0
+    for respondents_range, _ in batches:
+        if taken >= plan.orm_answers:
+            break
+        # whole respondents until the subset is reached, grouped in the same batches
+        rows = answer_records(org, respondents_range, organization_id, orm_round)
+        cut = len(rows)
+        if taken + len(rows) > plan.orm_answers:
+            last = rows[plan.orm_answers - taken - 1][2]
+            cut = max(i for i, row in enumerate(rows) if row[2] == last) + 1
+        subset.append(rows[:cut])
+        taken += cut
+    log(f"ingest: ORM, {taken:,} answers")
+    seconds = await orm_insert(config, subset)
+    stored, _ = await count_round(config, orm_round)
+    if stored != taken:
+        raise RuntimeError(f"ORM stored {stored} answers of {taken}")
+    out["orm"] = Throughput(taken, seconds)
+    await reset_table(config, [orm_round])
+    return out
+
+
+@dataclass(frozen=True)
+class LargestRequest:
+    responses: int
+    answers: int
+    body_bytes: int
+    seconds: float
+    rss_before: int
+    rss_peak: int
+    rss_after: int
+    max_body_bytes: int
+    max_batch: int
+
+
+async def measure_largest_request(config: BenchConfig) -> LargestRequest:
+    settings = Settings()
+    max_batch, max_body = settings.max_batch_responses, settings.max_body_bytes
+    log(f"ingest: largest request, {max_batch:,} responses")
+    org = generate_organisation(
+        n_respondents=max_batch, n_units=N_UNITS, seed=12, resubmission_rate=0.0
+    )
+    responses = to_api_batches(org, batch_size=max_batch)[0]["responses"]
+    body = orjson.dumps({"responses": responses})
+    while len(body) > max_body:  # the largest batch that also fits the body limit
+        responses = responses[: int(len(responses) * max_body / len(body) * 0.99)]
+        body = orjson.dumps({"responses": responses})
+    answers = sum(
+        len(r["answers"]) + sum(len(items) for items in r["about"].values()) for r in responses
+    )
+    with api_server(config, max_body_bytes=max_body, max_batch=max_batch) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=600) as client:
+            organisation = await new_organisation(client, server, org)
+            warmup = await open_round(client, organisation, "warm-up")
+            target = await open_round(client, organisation, "largest")
+            small = orjson.dumps({"responses": responses[:BATCH_RESPONSES]})
+            await post_batches(client, warmup, [small], 1)
+            await asyncio.sleep(0.5)
+            with PeakRss(server.process.pid) as rss:
+                seconds = await post_batches(client, target, [body], 1)
+                await asyncio.sleep(0.2)
+    stored, _ = await count_round(config, target.round_id)
+    if stored != answers:
+        raise RuntimeError(f"the largest request stored {stored} answers of {answers}")
+    await reset_table(config, [warmup.round_id, target.round_id])
+    return LargestRequest(
+        responses=len(responses),
+        answers=answers,
+        body_bytes=len(body),
+        seconds=seconds,
+        rss_before=rss.start,
+        rss_peak=rss.peak,
+        rss_after=rss.end,
+        max_body_bytes=max_body,
+        max_batch=max_batch,
+    )
+
+
+async def run(config: BenchConfig) -> list[Goal]:
+    plan = Plan.for_run(config.quick)
+    results = await measure_throughput(config, plan)
+    largest = await measure_largest_request(config)
+
+    rest, orm = results["rest"], results["orm"]
+    copy_name = max(("copy_batched", "copy_single"), key=lambda k: results[k].rate)
+    copy = results[copy_name]
+    descriptions = {
+        "rest": f"REST: JSON batches of {BATCH_RESPONSES} respondents, {CONCURRENCY} connections",
+        "copy_batched": f"asyncpg COPY, same batches, {CONCURRENCY} connections "
+        f"(best of {plan.copy_repeats})",
+        "copy_single": f"asyncpg COPY, one COPY, 1 connection (best of {plan.copy_repeats})",
+        "orm": "SQLAlchemy ORM: session.add per row, commit per batch, 1 connection",
+    }
+    rows = [
+        [
+            descriptions[k],
+            fmt_int(results[k].answers),
+            fmt_s(results[k].seconds),
+            fmt_rate(results[k].rate),
+            f"{rest.rate / results[k].rate:.2f}×" if k != "rest" else "",
+        ]
+        for k in ("rest", "copy_batched", "copy_single", "orm")
+    ]
+    print_table(
+        f"Ingest: {plan.respondents:,} respondents, answers through to committed transactions",
+        ["path", "answers", "time", "rate", "REST / this"],
+        rows,
+        note=f"COPY baseline for the summary: the faster COPY ({descriptions[copy_name]}).",
+    )
+    print_table(
+        "Ingest: memory per request, the largest accepted body",
+        ["responses", "answers", "body", "time", "server RSS before", "peak", "delta", "after"],
+        [
+            [
+                fmt_int(largest.responses),
+                fmt_int(largest.answers),
+                f"{fmt_mib(largest.body_bytes)} (limit {fmt_mib(largest.max_body_bytes)})",
+                fmt_s(largest.seconds),
+                fmt_mib(largest.rss_before),
+                fmt_mib(largest.rss_peak),
+                fmt_mib(largest.rss_peak - largest.rss_before),
+                fmt_mib(largest.rss_after),
+            ]
+        ],
+        note=f"Peak RSS delta per body byte: "
+        f"{(largest.rss_peak - largest.rss_before) / largest.body_bytes:.1f}.",
+    )
+    return [
+        Goal(
+            "REST ingest vs raw COPY",
+            fmt_rate(rest.rate),
+            fmt_rate(copy.rate),
+            rest.rate / copy.rate,
+            ">=",
+            0.35,
+        ),
+        Goal(
+            "REST ingest vs per-row ORM",
+            fmt_rate(rest.rate),
+            fmt_rate(orm.rate),
+            rest.rate / orm.rate,
+            ">=",
+            10,
+        ),
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -15,8 +14,7 @@ from coherence_core.db.base import Base
 from coherence_core.db.session import sqlalchemy_url
 
 config = context.config
-if config.config_file_name is not None and not config.attributes.get("skip_logging"):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Logging is left to the host process (the CLI, the tests): alembic.ini configures none.
 
 target_metadata = Base.metadata
 

@@ -25,8 +25,9 @@ SCORE_ROUND = "score_round"
 DEFAULT_QUEUE = "coherence:queue"
 
 
-def job_id(outbox_id: int) -> str:
-    return f"outbox:{outbox_id}"
+def job_id(row: Outbox) -> str:
+    """Stable per outbox row, and unique beyond this database (the dedupe key names the round)."""
+    return f"{row.dedupe_key}:{row.id}"
 
 
 async def record_score_round(
@@ -79,7 +80,7 @@ async def relay_outbox(
         for row in rows:
             try:
                 await redis.enqueue_job(
-                    row.job, _job_id=job_id(row.id), _queue_name=queue_name, **row.payload
+                    row.job, _job_id=job_id(row), _queue_name=queue_name, **row.payload
                 )
             except Exception as exc:  # Redis down: the row stays pending and is retried
                 row.attempts += 1

@@ -45,11 +45,13 @@ async def run_scoring(app: FastAPI, settings: Settings, queue_name: str) -> int:
     return relayed
 
 
-async def fetch_all(client: httpx.AsyncClient, org: Org, url: str) -> list[dict[str, Any]]:
+async def fetch_all(
+    client: httpx.AsyncClient, org: Org, url: str, **query: Any
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        params = {**query, "limit": 1000, **({"cursor": cursor} if cursor else {})}
         response = await client.get(url, params=params, headers=org.headers)
         assert response.status_code == 200, response.text
         items += response.json()["items"]
@@ -61,6 +63,7 @@ async def fetch_all(client: httpx.AsyncClient, org: Org, url: str) -> list[dict[
 SMALL_UNITS = [
     {"external_id": "fin", "name": "Finance", "headcount": 10},
     {"external_id": "it", "name": "IT", "headcount": 8},
+    {"external_id": "hr", "name": "HR"},
 ]
 
 
@@ -97,9 +100,12 @@ async def test_push_score_and_read_back(
 ):
     await put_units(client, org, SMALL_UNITS)
     round_ = await open_round(client, org)
-    people = [_person(i, "fin", 4, 5) for i in range(5)] + [
-        _person(i, "it", 2, 3) for i in range(4)
-    ]
+    # it (2) and hr (3) are below k = 5, but together hold 5: no complementary suppression.
+    people = (
+        [_person(i, "fin", 4, 5) for i in range(5)]
+        + [_person(i, "it", 2, 3) for i in range(2)]
+        + [_person(i, "hr", 3, 3) for i in range(3)]
+    )
     response = await client.post(
         f"/v1/rounds/{round_['id']}/responses", json={"responses": people}, headers=org.headers
     )
@@ -125,12 +131,14 @@ async def test_push_score_and_read_back(
     ties = await fetch_all(client, org, f"{base}/ties")
     tie = next(t for t in ties if (t["from_unit"], t["to_unit"]) == ("it", "fin"))
     assert tie["suppressed"] and tie["mean"] is None
+    incoming = by_key[("fin", "relational_capacity", "index", "incoming", False)]
+    assert incoming["n"] == 5 and incoming["mean"] == pytest.approx(2.6)  # (2·2 + 3·3) / 5
 
     summary = await client.get(f"{base}/summary", headers=org.headers)
     assert summary.status_code == 200
     body = summary.json()
-    assert body["respondents"] == 9 and body["input_version"] == 1
-    assert body["response_rate"] == pytest.approx(9 / 18)
+    assert body["respondents"] == 10 and body["input_version"] == 1
+    assert body["response_rate"] == pytest.approx(7 / 18)  # units with a known headcount
     assert body["method_version"] == "coherence-v1"
 
     etag = summary.headers["etag"]
@@ -229,7 +237,7 @@ async def test_synthetic_organisation_through_rest_matches_independent_computati
     got_ties = {
         (r["from_unit"], r["to_unit"], r["measure"]): r
         for measure in ("index", "communication", "rc_timely")
-        for r in await fetch_all(client, org, f"{base}/ties?measure={measure}")
+        for r in await fetch_all(client, org, f"{base}/ties", measure=measure)
     }
     want_ties = {
         (r["from_unit"], r["to_unit"], r["measure"]): r

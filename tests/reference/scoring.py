@@ -4,6 +4,10 @@ The input is the engine's ``ScoringInput``; the polars frames are turned into pl
 the start, and the output is built as the same three polars frames and summary dict as the engine's
 ``ScoringResult`` at the end, so a test can compare them.
 
+Arithmetic is exact (``fractions.Fraction``; sums over a common denominator in integers): equal
+means are equal, band edges (3.5, 4.0), the rwg(J) cut-off and ``rwg < 0.70`` are decided exactly,
+and Spearman ranks see true ties. Only square roots, t quantiles and p-values use floats.
+
 Choices where neither document is explicit (kept here so a reviewer can check them):
 
 * Answer rows with a null value ("don't know") count as not answered. A raw value that is not a key
@@ -31,7 +35,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cache
 from typing import Any
 
@@ -48,6 +54,8 @@ from coherence_scoring.engine.types import (
     ScoringSettings,
 )
 
+Rational = Fraction | int
+
 MIN_GROUP_SIZE = "min_group_size"
 COMPLEMENTARY = "complementary"
 
@@ -62,14 +70,27 @@ COHERENCE = "coherence"
 # --------------------------------------------------------------------------------------------
 
 
-def mean_of(values: list[float]) -> float:
-    """Mean, summed in sorted order (the canonical order of scoring-decisions.md)."""
-    return math.fsum(sorted(values)) / len(values)
+def _integers(values: Sequence[Rational]) -> tuple[list[int], int]:
+    """The values as integer numerators over one common denominator (exact and fast)."""
+    den = math.lcm(*{v.denominator for v in values})
+    return [v.numerator * (den // v.denominator) for v in values], den
 
 
-def sample_variance(values: list[float]) -> float:
-    m = mean_of(values)
-    return math.fsum(sorted((x - m) ** 2 for x in values)) / (len(values) - 1)
+def mean_of(values: Sequence[Rational]) -> Fraction:
+    """The exact mean (so that equal means are equal and band edges are exact)."""
+    nums, den = _integers(values)
+    return Fraction(sum(nums), len(values) * den)
+
+
+def sample_variance(values: Sequence[Rational]) -> Fraction:
+    """The exact sample variance (ddof 1)."""
+    nums, den = _integers(values)
+    n, total = len(values), sum(nums)
+    return Fraction(n * sum(a * a for a in nums) - total * total, n * (n - 1) * den * den)
+
+
+def as_float(x: Fraction | None) -> float | None:
+    return None if x is None else float(x)
 
 
 @cache
@@ -77,7 +98,7 @@ def t975(df: int) -> float:
     return float(sps.t.ppf(0.975, df))
 
 
-def band_of(mean: float, settings: ScoringSettings) -> str:
+def band_of(mean: Fraction, settings: ScoringSettings) -> str:
     if mean < settings.weak_below:
         return "weak"
     if mean > settings.strong_above:
@@ -85,48 +106,49 @@ def band_of(mean: float, settings: ScoringSettings) -> str:
     return "moderate"
 
 
-def rwg_j(item_values: list[list[float]], sigma_eu: float) -> float | None:
+def rwg_j(item_values: Sequence[Sequence[Rational]], sigma_eu: Fraction) -> Fraction | None:
     """rwg(J) over the items with at least two values; the single-item rwg when J is 1."""
     variances = [sample_variance(v) for v in item_values if len(v) >= 2]
     if not variances:
         return None
     j = len(variances)
-    s2 = math.fsum(variances) / j
+    s2 = mean_of(variances)
     if s2 >= sigma_eu:
-        return 0.0
+        return Fraction(0)
     ratio = s2 / sigma_eu
     if j == 1:
-        return max(0.0, 1.0 - ratio)
-    return j * (1.0 - ratio) / (j * (1.0 - ratio) + ratio)
+        return max(Fraction(0), 1 - ratio)
+    return j * (1 - ratio) / (j * (1 - ratio) + ratio)
 
 
-def pearson(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
+def pearson(xs: Sequence[Fraction], ys: Sequence[Fraction]) -> tuple[float, float] | None:
     """Pearson r and its two-sided p-value (t with n − 2 df); None when a side is constant."""
     n = len(xs)
     mx, my = mean_of(xs), mean_of(ys)
-    sxx = math.fsum((x - mx) ** 2 for x in xs)
-    syy = math.fsum((y - my) ** 2 for y in ys)
+    sxx = sum(((x - mx) ** 2 for x in xs), Fraction(0))
+    syy = sum(((y - my) ** 2 for y in ys), Fraction(0))
     if sxx == 0 or syy == 0:
         return None
-    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    r = sxy / math.sqrt(sxx * syy)
-    r = max(-1.0, min(1.0, r))
-    if abs(r) == 1.0:
+    sxy = sum(((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)), Fraction(0))
+    r2 = sxy * sxy / (sxx * syy)
+    r = math.copysign(math.sqrt(r2), sxy)
+    if r2 == 1:
         return r, 0.0
-    t = r * math.sqrt((n - 2) / (1.0 - r * r))
+    t = r * math.sqrt((n - 2) / float(1 - r2))
     p = 2.0 * float(sps.t.sf(abs(t), n - 2))
     return r, min(1.0, p)
 
 
-def average_ranks(values: list[float]) -> list[float]:
+def average_ranks(values: Sequence[Fraction]) -> list[Fraction]:
+    """Ranks 1..n, tied values sharing the mean of their ranks (exact ties: exact values)."""
     order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
+    ranks = [Fraction(0)] * len(values)
     i = 0
     while i < len(order):
         j = i
         while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
             j += 1
-        rank = (i + j) / 2.0 + 1.0
+        rank = Fraction(i + j + 2, 2)
         for pos in range(i, j + 1):
             ranks[order[pos]] = rank
         i = j + 1
@@ -157,16 +179,16 @@ def measures_of(scale: Scale) -> list[Measure]:
     return out
 
 
-def score_of(answers: dict[str, float], measure: Measure) -> float | None:
+def score_of(answers: dict[str, int], measure: Measure) -> Fraction | None:
     values = [answers[i] for i in measure.items if i in answers]
     if not values or len(values) < measure.min_answered:
         return None
-    return mean_of(values)
+    return Fraction(sum(values), len(values))
 
 
-def sigma_eu(scale: Scale) -> float:
+def sigma_eu(scale: Scale) -> Fraction:
     a = scale.response_max - scale.response_min + 1
-    return (a * a - 1) / 12.0
+    return Fraction(a * a - 1, 12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,15 +202,15 @@ class Row:
 
     n: int
     order_key: tuple[str, str]  # for "smallest first, ties broken by unit id, then to/from key"
-    values: list[float] = field(default_factory=list)
-    mean: float | None = None
+    values: list[Fraction] = field(default_factory=list)
+    mean: Fraction | None = None  # exact; written out as the nearest float
     sd: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
-    rwg: float | None = None
+    rwg: Fraction | None = None
     band: str | None = None
     headcount: int | None = None  # participation rows only
-    response_rate: float | None = None  # participation rows only
+    response_rate: Fraction | None = None  # participation rows only
     suppressed: bool = False
     reason: str | None = None
 
@@ -200,15 +222,15 @@ class Row:
         return True
 
 
-def describe(values: list[float], order_key: tuple[str, str]) -> Row:
+def describe(values: list[Fraction], order_key: tuple[str, str]) -> Row:
     n = len(values)
     row = Row(n=n, order_key=order_key, values=list(values))
     row.mean = mean_of(values)
     if n >= 2:
         row.sd = math.sqrt(sample_variance(values))
         half = t975(n - 1) * row.sd / math.sqrt(n)
-        row.ci_low = row.mean - half
-        row.ci_high = row.mean + half
+        row.ci_low = float(row.mean) - half
+        row.ci_high = float(row.mean) + half
     return row
 
 
@@ -259,10 +281,10 @@ class Reference:
             self.members[u].append(r)
 
         # self_answers[scale][respondent][item] and tie_answers[scale][respondent][target][item]
-        self.self_answers: dict[str, dict[int, dict[str, float]]] = defaultdict(
+        self.self_answers: dict[str, dict[int, dict[str, int]]] = defaultdict(
             lambda: defaultdict(dict)
         )
-        self.tie_answers: dict[str, dict[int, dict[int, dict[str, float]]]] = defaultdict(
+        self.tie_answers: dict[str, dict[int, dict[int, dict[str, int]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(dict))
         )
         items = self.instrument.items
@@ -282,11 +304,11 @@ class Reference:
             if scale.targeting == "self":
                 if target is not None:
                     continue
-                self.self_answers[scale.key][respondent][item.key] = float(v)
+                self.self_answers[scale.key][respondent][item.key] = v
             else:
                 if target is None or target not in self.ext:
                     continue
-                self.tie_answers[scale.key][respondent][target][item.key] = float(v)
+                self.tie_answers[scale.key][respondent][target][item.key] = v
 
         self.unit_rows: dict[tuple[str, str, str, str, bool], Row] = {}
         self.tie_rows: dict[tuple[str, str, str, str], Row] = {}
@@ -294,8 +316,8 @@ class Reference:
         self.families: list[Family] = []
         self.org_rows: dict[tuple[str, str], Row] = {}  # (scale, measure) → organisation aggregate
         # respondent-level scores kept for the summary
-        self.self_scores: dict[tuple[str, str], dict[int, float]] = {}
-        self.tie_scores: dict[tuple[str, str], dict[int, dict[int, float]]] = {}
+        self.self_scores: dict[tuple[str, str], dict[int, Fraction]] = {}
+        self.tie_scores: dict[tuple[str, str], dict[int, dict[int, Fraction]]] = {}
 
     def _subtree(self, u: int) -> set[int]:
         out = {u}
@@ -319,8 +341,8 @@ class Reference:
         measure: Measure,
         perspective: str,
         rollup: bool,
-        values: list[float],
-        rwg: float | None = None,
+        values: list[Fraction],
+        rwg: Fraction | None = None,
     ) -> None:
         if not values:
             return
@@ -335,8 +357,8 @@ class Reference:
         unit: int,
         rollup: bool,
         respondents: list[int],
-        scores: dict[int, float],
-        answers: dict[int, dict[str, float]],
+        scores: dict[int, Fraction],
+        answers: dict[int, dict[str, int]],
     ) -> None:
         rated = [r for r in respondents if r in scores]
         if not rated:
@@ -351,7 +373,7 @@ class Reference:
     def score_self_scale(self, scale: Scale) -> None:
         answers = self.self_answers.get(scale.key, {})
         for m in measures_of(scale):
-            scores: dict[int, float] = {}
+            scores: dict[int, Fraction] = {}
             for r in sorted(self.home):
                 s = score_of(answers.get(r, {}), m)
                 if s is not None:
@@ -372,9 +394,9 @@ class Reference:
         s_eu = sigma_eu(scale)
         for m in measures_of(scale):
             # ties_by_rater[r][target] = tie score for this measure
-            ties_by_rater: dict[int, dict[int, float]] = {}
+            ties_by_rater: dict[int, dict[int, Fraction]] = {}
             for r in sorted(self.home):
-                per_target: dict[int, float] = {}
+                per_target: dict[int, Fraction] = {}
                 for t, ans in answers.get(r, {}).items():
                     s = score_of(ans, m)
                     if s is not None:
@@ -384,7 +406,7 @@ class Reference:
             self.tie_scores[(scale.key, m.key)] = ties_by_rater
 
             # ties R[a,b]: raters are direct members of a
-            cells: dict[tuple[int, int], list[float]] = defaultdict(list)
+            cells: dict[tuple[int, int], list[Fraction]] = defaultdict(list)
             for r, per_target in ties_by_rater.items():
                 for t, s in per_target.items():
                     cells[(self.home[r], t)].append(s)
@@ -411,29 +433,29 @@ class Reference:
                         rwg_j(item_values, s_eu),
                     )
                 # incoming: raters whose home is not u, their tie score about u
-                incoming = [
+                incoming_values = [
                     per_target[u]
                     for r, per_target in ties_by_rater.items()
                     if self.home[r] != u and u in per_target
                 ]
-                self.add_unit_row(u, scale.key, m, "incoming", False, incoming)
+                self.add_unit_row(u, scale.key, m, "incoming", False, incoming_values)
                 # outgoing: per direct member, mean of tie scores about other units
-                outgoing = []
+                outgoing_values = []
                 for r in self.members.get(u, []):
                     others = [s for t, s in ties_by_rater.get(r, {}).items() if t != u]
                     if others:
-                        outgoing.append(mean_of(others))
-                self.add_unit_row(u, scale.key, m, "outgoing", False, outgoing)
+                        outgoing_values.append(mean_of(others))
+                self.add_unit_row(u, scale.key, m, "outgoing", False, outgoing_values)
 
             # rollup: true — the subtree S(p) is one unit; one value per rater (the mean of
             # that rater's tie scores falling into the aggregate)
-            internal: dict[int, list[float]] = defaultdict(list)
-            incoming: dict[int, list[float]] = defaultdict(list)
-            outgoing: dict[int, list[float]] = defaultdict(list)
+            internal: dict[int, list[Fraction]] = defaultdict(list)
+            incoming: dict[int, list[Fraction]] = defaultdict(list)
+            outgoing: dict[int, list[Fraction]] = defaultdict(list)
             for r, per_target in ties_by_rater.items():
                 home_chain = self.rollup_ancestors[self.home[r]]
                 # ties about units inside S(p), for every p containing the target
-                into: dict[int, list[float]] = defaultdict(list)
+                into: dict[int, list[Fraction]] = defaultdict(list)
                 for t, s in per_target.items():
                     for p in self.rollup_ancestors[t]:
                         into[p].append(s)
@@ -470,7 +492,7 @@ class Reference:
     def _participation(self, unit: int, n: int, headcount: int | None) -> Row:
         row = Row(n=n, order_key=(self.ext[unit], ""))
         row.headcount = headcount
-        row.response_rate = n / headcount if headcount else None
+        row.response_rate = Fraction(n, headcount) if headcount else None
         return row
 
     # ---- anonymity -------------------------------------------------------------------------
@@ -495,9 +517,9 @@ class Reference:
 
         # 1. incoming column: incoming(b) → ties R[a,b], a ≠ b
         column: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
-        for (a, b, s, mk), row in sorted(self.tie_rows.items()):
-            if a != b:
-                column[(b, s, mk)].append(row)
+        for (from_ext, to_ext, s, mk), row in sorted(self.tie_rows.items()):
+            if from_ext != to_ext:
+                column[(to_ext, s, mk)].append(row)
         for scale in unit_scales:
             for m in measures_of(scale):
                 for b in self.units:
@@ -577,13 +599,13 @@ class Reference:
                 if all(x is None for x in (internal, incoming, rl, ps)):
                     continue
                 key = (ext, COHERENCE, "index", "members", rollup)
-                rc_used = [x for x in (internal, incoming) if published(x)]
+                rc_used = [x for x in (internal, incoming) if x is not None and published(x)]
                 if rc_used and published(rl) and published(ps):
                     assert rl is not None and ps is not None
                     rc_mean = mean_of([x.mean for x in rc_used if x.mean is not None])
                     assert rl.mean is not None and ps.mean is not None
                     row = Row(n=min(x.n for x in [*rc_used, rl, ps]), order_key=(ext, ""))
-                    row.mean = (rc_mean + rl.mean + ps.mean) / 3.0
+                    row.mean = (rc_mean + rl.mean + ps.mean) / 3
                     self.unit_rows[key] = row
                     continue
                 rc_too_few = not rc_used and (too_few(internal) or too_few(incoming))
@@ -597,19 +619,19 @@ class Reference:
 
     # ---- summary ---------------------------------------------------------------------------
 
-    def alpha(self, cases: list[dict[str, float]], items: list[str]) -> float | None:
+    def alpha(self, cases: list[dict[str, int]], items: list[str]) -> float | None:
         j = len(items)
         complete = [c for c in cases if all(i in c for i in items)]
         if j < 2 or len(complete) < 2:
             return None
-        total = sample_variance([math.fsum(c[i] for i in items) for c in complete])
+        total = sample_variance([Fraction(sum(c[i] for i in items)) for c in complete])
         if total == 0:
             return None
-        item_vars = math.fsum(sample_variance([c[i] for c in complete]) for i in items)
-        return j / (j - 1) * (1.0 - item_vars / total)
+        item_vars = sum(sample_variance([Fraction(c[i]) for c in complete]) for i in items)
+        return float(Fraction(j, j - 1) * (1 - item_vars / total))
 
-    def icc(self, score_by_respondent: dict[int, float]) -> tuple[float | None, float | None]:
-        groups: dict[int, list[float]] = defaultdict(list)
+    def icc(self, score_by_respondent: dict[int, Fraction]) -> tuple[float | None, float | None]:
+        groups: dict[int, list[Fraction]] = defaultdict(list)
         for r, s in score_by_respondent.items():
             groups[self.home[r]].append(s)
         groups = {u: v for u, v in groups.items() if len(v) >= 2}
@@ -618,14 +640,16 @@ class Reference:
             return None, None
         n_total = sum(len(v) for v in groups.values())
         grand = mean_of([x for v in groups.values() for x in v])
-        ss_between = math.fsum(len(v) * (mean_of(v) - grand) ** 2 for v in groups.values())
-        ss_within = math.fsum((x - mean_of(v)) ** 2 for v in groups.values() for x in v)
+        means = {u: mean_of(v) for u, v in groups.items()}
+        ss_between = sum(len(v) * (means[u] - grand) ** 2 for u, v in groups.items())
+        ss_within = sum((x - means[u]) ** 2 for u, v in groups.items() for x in v)
         msb = ss_between / (g - 1)
         msw = ss_within / (n_total - g)
-        k_bar = (n_total - sum(len(v) ** 2 for v in groups.values()) / n_total) / (g - 1)
+        k_bar = Fraction(n_total * n_total - sum(len(v) ** 2 for v in groups.values()), n_total)
+        k_bar /= g - 1
         denominator = msb + (k_bar - 1) * msw
-        icc1 = None if denominator == 0 else (msb - msw) / denominator
-        icc2 = None if msb == 0 else (msb - msw) / msb
+        icc1 = None if denominator == 0 else float((msb - msw) / denominator)
+        icc2 = None if msb == 0 else float((msb - msw) / msb)
         return icc1, icc2
 
     def summary(self) -> dict[str, Any]:
@@ -633,7 +657,9 @@ class Reference:
         known = [u for u in self.units if self.headcount[u] is not None]
         heads = sum(self.headcount[u] or 0 for u in known)
         if known and heads > 0:
-            out["response_rate"] = sum(len(self.members.get(u, [])) for u in known) / heads
+            out["response_rate"] = float(
+                Fraction(sum(len(self.members.get(u, [])) for u in known), heads)
+            )
         else:
             out["response_rate"] = None
 
@@ -645,13 +671,13 @@ class Reference:
                 org = self.org_rows.get((scale.key, "index"))
                 mean = None
                 if scores and org is not None and not org.suppressed:
-                    mean = mean_of(list(scores.values()))
+                    mean = float(mean_of(list(scores.values())))
                 cases = list(self.self_answers.get(scale.key, {}).values())
                 icc_scores = scores
             else:
                 ties = self.tie_scores[(scale.key, "index")]
                 all_ties = [s for per in ties.values() for s in per.values()]
-                mean = mean_of(all_ties) if all_ties else None
+                mean = float(mean_of(all_ties)) if all_ties else None
                 cases = [
                     ans
                     for per in self.tie_answers.get(scale.key, {}).values()
@@ -681,8 +707,8 @@ class Reference:
         between = [s for r, per in ties.items() for t, s in per.items() if t != self.home[r]]
         published_external = [
             row
-            for (a, b, s, m), row in self.tie_rows.items()
-            if s == RC and m == "index" and a != b and not row.suppressed
+            for (from_ext, to_ext, s, m), row in self.tie_rows.items()
+            if s == RC and m == "index" and from_ext != to_ext and not row.suppressed
         ]
         strong = weak = None
         if published_external:
@@ -690,38 +716,41 @@ class Reference:
                 published_external
             )
             weak = sum(1 for r in published_external if r.band == "weak") / len(published_external)
-        gaps = []
-        for (a, b, s, m), row in self.tie_rows.items():
-            if s != RC or m != "index" or a >= b or row.suppressed:
+        gaps: list[Fraction] = []
+        for (from_ext, to_ext, s, m), row in self.tie_rows.items():
+            if s != RC or m != "index" or from_ext >= to_ext or row.suppressed:
                 continue
-            other = self.tie_rows.get((b, a, s, m))
+            other = self.tie_rows.get((to_ext, from_ext, s, m))
             if other is not None and not other.suppressed:
-                gaps.append(abs(row.mean - other.mean))  # type: ignore[operator]
+                assert row.mean is not None and other.mean is not None
+                gaps.append(abs(row.mean - other.mean))
         linked: set[tuple[int, int]] = set()
         for r, per in ties.items():
             for t in per:
-                a = self.home[r]
-                if a != t:
-                    linked.add((min(a, t), max(a, t)))
+                home = self.home[r]
+                if home != t:
+                    linked.add((min(home, t), max(home, t)))
         n_units = len(self.units)
         return {
-            "within_mean": mean_of(within) if within else None,
-            "between_mean": mean_of(between) if between else None,
+            "within_mean": float(mean_of(within)) if within else None,
+            "between_mean": float(mean_of(between)) if between else None,
             "strong_share": strong,
             "weak_share": weak,
-            "reciprocity_gap": mean_of(gaps) if gaps else None,
+            "reciprocity_gap": float(mean_of(gaps)) if gaps else None,
             "holes": n_units * (n_units - 1) // 2 - len(linked),
         }
 
     def leadership_collaboration(self) -> dict[str, Any] | None:
         if self.instrument.scale(RL) is None or self.instrument.scale(RC) is None:
             return None
-        xs, ys = [], []
+        xs: list[Fraction] = []
+        ys: list[Fraction] = []
         for u in self.units:
             rl = self.unit_rows.get((self.ext[u], RL, "index", "members", False))
             rc = self.unit_rows.get((self.ext[u], RC, "index", "incoming", False))
             if rl is None or rc is None or rl.suppressed or rc.suppressed:
                 continue
+            assert rl.mean is not None and rc.mean is not None
             xs.append(rl.mean)
             ys.append(rc.mean)
         if len(xs) < 4:
@@ -733,8 +762,8 @@ class Reference:
             "spearman_p": None,
             "n_units": len(xs),
         }
-        p = pearson(xs, ys)  # type: ignore[arg-type]
-        s = pearson(average_ranks(xs), average_ranks(ys))  # type: ignore[arg-type]
+        p = pearson(xs, ys)
+        s = pearson(average_ranks(xs), average_ranks(ys))
         if p is not None and s is not None:
             out["pearson_r"], out["pearson_p"] = p
             out["spearman_rho"], out["spearman_p"] = s
@@ -784,13 +813,13 @@ class Reference:
                     "perspective": perspective,
                     "rollup": rollup,
                     "n": row.n if pub else None,
-                    "mean": row.mean if pub else None,
+                    "mean": as_float(row.mean) if pub else None,
                     "sd": row.sd if pub else None,
                     "ci_low": row.ci_low if pub else None,
                     "ci_high": row.ci_high if pub else None,
-                    "rwg": rwg,
+                    "rwg": as_float(rwg),
                     "band": row.band if pub else None,
-                    "low_agreement": None if rwg is None else rwg < 0.70,
+                    "low_agreement": None if rwg is None else rwg < Fraction(7, 10),
                     "suppressed": row.suppressed,
                     "suppression_reason": row.reason,
                 }
@@ -808,7 +837,7 @@ class Reference:
                     "scale": scale,
                     "measure": measure,
                     "n": row.n if pub else None,
-                    "mean": row.mean if pub else None,
+                    "mean": as_float(row.mean) if pub else None,
                     "sd": row.sd if pub else None,
                     "ci_low": row.ci_low if pub else None,
                     "ci_high": row.ci_high if pub else None,
@@ -829,7 +858,7 @@ class Reference:
                     "rollup": rollup,
                     "respondents": row.n if pub else None,
                     "headcount": row.headcount,
-                    "response_rate": row.response_rate if pub else None,
+                    "response_rate": as_float(row.response_rate) if pub else None,
                     "suppressed": row.suppressed,
                     "suppression_reason": row.reason,
                 }
@@ -873,7 +902,9 @@ def reference_changes(earlier: ScoringInput, later: ScoringInput) -> pl.DataFram
             continue
         p_value = None
         if row.values and old.values and len(row.values) >= 2 and len(old.values) >= 2:
-            res = sps.ttest_ind(row.values, old.values, equal_var=False)
+            res = sps.ttest_ind(
+                [float(x) for x in row.values], [float(x) for x in old.values], equal_var=False
+            )
             p_value = None if math.isnan(res.pvalue) else float(res.pvalue)
         unit, scale, measure, perspective, rollup = key
         records.append(
@@ -883,9 +914,9 @@ def reference_changes(earlier: ScoringInput, later: ScoringInput) -> pl.DataFram
                 "measure": measure,
                 "perspective": perspective,
                 "rollup": rollup,
-                "mean": row.mean,
-                "earlier_mean": old.mean,
-                "difference": row.mean - old.mean,  # type: ignore[operator]
+                "mean": as_float(row.mean),
+                "earlier_mean": as_float(old.mean),
+                "difference": as_float(row.mean - old.mean),  # type: ignore[operator]
                 "p_value": p_value,
             }
         )

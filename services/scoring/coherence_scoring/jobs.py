@@ -67,7 +67,9 @@ async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: u
         strong_above=row["strong_above"],
     )
     fingerprint = {**settings.__dict__, "method_version": METHOD_VERSION}
-    last = json.loads(row["last_settings"]) if row["last_settings"] else None
+    last = row["last_settings"]  # jsonb: decoded by the SQLAlchemy pool's asyncpg codec
+    if isinstance(last, str):
+        last = json.loads(last)
     if row["scored_version"] == row["input_version"] and last == fingerprint:
         await connection.execute(
             "UPDATE round SET scoring_status = 'scored' "

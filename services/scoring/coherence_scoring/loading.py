@@ -20,13 +20,10 @@ _HEADER = 11 + 4 + 4  # signature, flags, header-extension length (always 0 from
 _NULL_VALUE = -32768
 
 ANSWERS_QUERY = (
-    "COPY (SELECT respondent_id, target_idx, item_idx, COALESCE(value, -32768)::int2 "
-    "FROM answer WHERE round_id = '{round_id}') TO STDOUT (FORMAT binary)"
+    "SELECT respondent_id, target_idx, item_idx, COALESCE(value, -32768)::int2 "
+    "FROM answer WHERE round_id = $1"
 )
-RESPONDENTS_QUERY = (
-    "COPY (SELECT id, unit_idx FROM respondent WHERE round_id = '{round_id}') "
-    "TO STDOUT (FORMAT binary)"
-)
+RESPONDENTS_QUERY = "SELECT id, unit_idx FROM respondent WHERE round_id = $1"
 
 _ANSWER_ROW = np.dtype(
     [
@@ -54,13 +51,14 @@ def parse_binary_copy(data: bytes, row: np.dtype) -> np.ndarray:
     return np.frombuffer(body, dtype=row)
 
 
-async def copy_query(connection: Any, query: str) -> bytes:
+async def copy_query(connection: Any, query: str, *args: Any) -> bytes:
+    """`COPY (query) TO STDOUT (FORMAT binary)`, collected in memory."""
     chunks: list[bytes] = []
 
     async def sink(chunk: bytes) -> None:
         chunks.append(chunk)
 
-    await connection.copy_from_query(query, output=sink)
+    await connection.copy_from_query(query, *args, output=sink, format="binary")
     return b"".join(chunks)
 
 
@@ -108,8 +106,8 @@ async def load_round(connection: Any, round_id: uuid.UUID) -> RoundInputs:
             "WHERE round_id = $1 ORDER BY idx",
             round_id,
         )
-        respondents = await copy_query(connection, RESPONDENTS_QUERY.format(round_id=round_id))
-        answers = await copy_query(connection, ANSWERS_QUERY.format(round_id=round_id))
+        respondents = await copy_query(connection, RESPONDENTS_QUERY, round_id)
+        answers = await copy_query(connection, ANSWERS_QUERY, round_id)
     units = pl.DataFrame(
         {
             "unit": [r["idx"] for r in unit_rows],

@@ -36,7 +36,7 @@ WHERE r.id = $1 AND r.organization_id = $2
 """
 
 
-def _lock_key(round_id: uuid.UUID) -> int:
+def round_lock_key(round_id: uuid.UUID) -> int:
     """A signed 64-bit advisory-lock key for the round."""
     return int.from_bytes(round_id.bytes[:8], "big", signed=True)
 
@@ -48,12 +48,12 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
         connection = (await sa_connection.get_raw_connection()).driver_connection
         # Leave SQLAlchemy's implicit transaction: asyncpg manages transactions below.
         await sa_connection.rollback()
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(rid)):
+        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", round_lock_key(rid)):
             raise Retry(defer=LOCK_RETRY_SECONDS)
         try:
             return await _score_locked(connection, rid, oid)
         finally:
-            await connection.fetchval("SELECT pg_advisory_unlock($1)", _lock_key(rid))
+            await connection.fetchval("SELECT pg_advisory_unlock($1)", round_lock_key(rid))
 
 
 async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: uuid.UUID) -> str:

@@ -1,0 +1,89 @@
+"""Debounced rescoring through the outbox, and one scoring of a round at a time."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from arq import Retry
+from sqlalchemy import text
+
+from coherence_core.settings import Settings
+from coherence_scoring.jobs import round_lock_key, score_round
+from tests.api.conftest import Org, open_round, put_units
+
+UNITS = [{"external_id": "fin", "name": "Finance"}]
+
+
+def one(respondent: str) -> dict:
+    return {
+        "responses": [{"respondent": respondent, "unit": "fin", "answers": {"ps_safe_risk": 4}}]
+    }
+
+
+async def _pending(app, round_id: str) -> list[tuple]:
+    async with app.state.coherence.engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT job, available_at > now() FROM outbox "
+                "WHERE payload->>'round_id' = :r AND enqueued_at IS NULL"
+            ),
+            {"r": round_id},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def test_a_burst_of_batches_asks_for_one_scoring(client: httpx.AsyncClient, org: Org, app):
+    await put_units(client, org, UNITS)
+    round_ = await open_round(client, org)
+    for respondent in ("a", "b", "c"):
+        response = await client.post(
+            f"/v1/rounds/{round_['id']}/responses", json=one(respondent), headers=org.headers
+        )
+        assert response.status_code == 200
+    assert [job for job, _ in await _pending(app, round_["id"])] == ["score_round"]
+
+
+async def test_the_rescoring_waits_for_the_debounce(
+    client: httpx.AsyncClient, org: Org, app, settings: Settings
+):
+    from coherence_api.responses import service as responses_service
+    from coherence_api.responses.parsing import parse_json_batch
+
+    await put_units(client, org, UNITS)
+    round_ = await open_round(client, org)
+    state = app.state.coherence
+    async with state.sessionmaker() as session:
+        from coherence_core.db.tenancy import bind_organization
+
+        bind_organization(session, uuid.UUID(org.id))
+        raws = parse_json_batch(
+            b'{"responses": [{"respondent": "x", "unit": "fin"}]}', max_responses=10
+        )
+        await responses_service.accept_batch(
+            session,
+            round_id=uuid.UUID(round_["id"]),
+            raws=raws,
+            hasher=state.hasher,
+            rescore_delay=30,
+        )
+        await session.commit()
+    assert await _pending(app, round_["id"]) == [("score_round", True)]  # not due for 30 s
+
+
+async def test_one_scoring_of_a_round_at_a_time(client: httpx.AsyncClient, org: Org, app):
+    await put_units(client, org, UNITS)
+    round_ = await open_round(client, org)
+    engine = app.state.coherence.engine
+    async with engine.connect() as connection:
+        await connection.execute(
+            text("SELECT pg_advisory_lock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
+        )
+        with pytest.raises(Retry):
+            await score_round({"engine": engine}, round_["id"], org.id)
+        await connection.execute(
+            text("SELECT pg_advisory_unlock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
+        )
+        await connection.commit()
+    assert await score_round({"engine": engine}, round_["id"], org.id) == "scored"

@@ -10,7 +10,9 @@ same set of rows, the same n, the same suppression flags and reasons.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import polars as pl
@@ -329,3 +331,91 @@ def test_row_order_does_not_change_the_engine_result() -> None:
 def test_reference_ignores_row_order() -> None:
     inp = CASES[0].scoring_input()
     assert not result_differences(reference_score(shuffled(inp, 5)), reference_score(inp))
+
+
+# --------------------------------------------------------------------------------------------
+# Band edges: means that are exactly 3.5 or 4.0 but that float sums can miss by an ulp
+# --------------------------------------------------------------------------------------------
+
+
+def _score_as_answers(score: Fraction) -> list[int] | None:
+    """Answers to 5..9 items (1..5 each) whose mean is exactly ``score``."""
+    for count in range(5, 10):
+        total = score * count
+        if total.denominator == 1 and count <= total <= 5 * count:
+            base, extra = divmod(int(total), count)
+            return [base + 1] * extra + [base] * (count - extra)
+    return None
+
+
+def _edge_unit(target: Fraction, n: int, rng: random.Random) -> list[Fraction]:
+    """n respondent scores with an exact mean of ``target`` whose float mean is not exact."""
+    while True:
+        scores = [Fraction(rng.randint(5 * 3, 5 * 5), 5 + rng.randint(0, 4)) for _ in range(n - 1)]
+        scores = [Fraction(min(max(x, Fraction(3)), Fraction(5))) for x in scores]
+        last = target * n - sum(scores)
+        if _score_as_answers(last) is None:
+            continue
+        scores.append(last)
+        naive = sum(sorted(float(x) for x in scores)) / n
+        if naive != float(target):
+            return scores
+
+
+def band_edge_input(k: int = 5) -> ScoringInput:
+    instrument = builtin_instrument("coherence-v1")
+    rl_items = [
+        i for i, (scale, _) in enumerate(instrument.items) if scale.key == "relational_leadership"
+    ]
+    rng = random.Random(4)
+    units = [(0, "u-root", None)]
+    respondents: list[tuple[int, int]] = []
+    answers: list[tuple[int, int | None, int, int | None]] = []
+    for target in (Fraction(7, 2), Fraction(4)):
+        for _ in range(8):
+            unit = len(units)
+            units.append((unit, f"u-{unit:03d}", 0))
+            for value in _edge_unit(target, rng.randint(k, k + 4), rng):
+                r = len(respondents)
+                respondents.append((r, unit))
+                values = _score_as_answers(value)
+                assert values is not None
+                for item, value in zip(rl_items, values, strict=False):
+                    answers.append((r, None, item, value))
+    return ScoringInput(
+        instrument=instrument,
+        units=pl.DataFrame(
+            units,
+            schema={"unit": pl.Int32, "external_id": pl.String, "parent": pl.Int32},
+            orient="row",
+        ).with_columns(pl.lit(None, dtype=pl.Int32).alias("headcount")),
+        respondents=pl.DataFrame(
+            respondents, schema={"respondent": pl.Int64, "unit": pl.Int32}, orient="row"
+        ),
+        answers=pl.DataFrame(
+            answers,
+            schema={
+                "respondent": pl.Int64,
+                "target": pl.Int32,
+                "item": pl.Int16,
+                "value": pl.Int16,
+            },
+            orient="row",
+        ),
+        settings=ScoringSettings(min_group_size=k),
+    )
+
+
+def test_band_edges_are_decided_on_exact_means() -> None:
+    """A unit mean of exactly 3.5 or 4.0 is ``moderate`` even when a float sum lands an ulp off."""
+    inp = band_edge_input()
+    reference = reference_score(inp)
+    rows = reference.unit_scores.filter(
+        pl.col("scale") == "relational_leadership",
+        pl.col("measure") == "index",
+        ~pl.col("rollup"),
+        pl.col("unit") != "u-root",
+    )
+    assert rows.height == 16 and set(rows["band"]) == {"moderate"}
+    problems = result_differences(score(inp), reference)
+    assert not problems, "engine and reference disagree:\n" + "\n".join(problems)

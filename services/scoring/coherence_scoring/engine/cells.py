@@ -256,7 +256,9 @@ class _Emitter:
 
 def rater_groups(raters: pl.DataFrame, denominators: pl.DataFrame) -> pl.DataFrame:
     """Moment groups of per-rater means: one group per (cell, m), den = L·m."""
-    y = pl.col("y").cast(pl.Int128)
+    top = float(raters["y"].abs().max() or 0)  # type: ignore[arg-type]
+    wide = top * top * max(raters.height, 1) >= 2**62
+    y = pl.col("y").cast(pl.Int128 if wide else pl.Int64)
     grouped = raters.group_by(*UNIT_KEYS, "m").agg(
         n=pl.len().cast(pl.Int64), s1=y.sum(), s2=(y * y).sum()
     )
@@ -264,8 +266,8 @@ def rater_groups(raters: pl.DataFrame, denominators: pl.DataFrame) -> pl.DataFra
         *UNIT_KEYS,
         den=pl.col("L") * pl.col("m"),
         n=pl.col("n"),
-        s1=pl.col("s1"),
-        s2=pl.col("s2"),
+        s1=pl.col("s1").cast(pl.Int128),
+        s2=pl.col("s2").cast(pl.Int128),
     )
 
 

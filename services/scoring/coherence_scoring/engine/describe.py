@@ -13,7 +13,8 @@ import polars as pl
 from scipy import stats
 
 from coherence_scoring.engine.layout import INTERNAL, MEMBERS, Measures, UnitTree
-from coherence_scoring.engine.respondent import SELF, RespondentData
+from coherence_scoring.engine.cells import run_starts
+from coherence_scoring.engine.respondent import RespondentData, Wide
 from coherence_scoring.engine.types import ScoringSettings
 
 LOW_AGREEMENT = 0.70
@@ -106,86 +107,96 @@ def band(mean: pl.Expr, is_index: pl.Expr, settings: ScoringSettings) -> pl.Expr
 
 def rwg(data: RespondentData, measures: Measures, tree: UnitTree) -> pl.DataFrame:
     """unit, rollup, persp, mid, rwg for members rows (roll-up or not) and internal rows
-    without roll-up. rwg(J) = J(1 − q) / (J(1 − q) + q) with q = s̄²/σ²_EU (0 when q ≥ 1), over
-    the items with at least 2 values among the row's respondents; one item gives 1 − q."""
-    answers = data.answers
-    about_self = answers.filter(pl.col("target") == SELF).with_columns(
-        persp=pl.lit(MEMBERS, dtype=pl.Int8)
-    )
-    internal = answers.filter(pl.col("target") == pl.col("a")).with_columns(
-        persp=pl.lit(INTERNAL, dtype=pl.Int8)
-    )
-    rows = pl.concat([about_self, internal])
-    m_count = measures.count
-    n_units = tree.count
+    without roll-up — where each respondent gives one answer set about one referent.
 
-    def score_key(r: pl.Expr, target: pl.Expr, mid: pl.Expr) -> pl.Expr:
-        return (r.cast(pl.Int64) * (n_units + 1) + target + 1) * m_count + mid
-
-    have = data.scores.select(_k=score_key(pl.col("r"), pl.col("target"), pl.col("mid")))
-    in_groups = (
-        rows.join(measures.item_groups, on="item")
-        .rename({"gmid": "mid"})
-        .with_columns(_k=score_key(pl.col("r"), pl.col("target"), pl.col("mid")))
-        .join(have, on="_k", how="semi")
-    )
-    item_mid = pl.Series(measures.item_mid.astype(np.int32))
-    single = rows.with_columns(
-        mid=pl.col("item").replace_strict(
-            pl.Series(np.arange(len(item_mid), dtype=np.int32)), item_mid
-        )
-    )
-    keys = ["a", "persp", "mid", "item"]
-    v = pl.col("v").cast(pl.Int64)
-    sums = [pl.len().cast(pl.Int64).alias("n"), v.sum().alias("s1"), (v * v).sum().alias("s2")]
-    direct = pl.concat(
-        [
-            in_groups.group_by(keys).agg(sums),
-            single.group_by(keys).agg(sums),
-        ]
-    ).rename({"a": "unit"})
-    rollup = (
-        direct.filter(pl.col("persp") == MEMBERS)
-        .join(tree.rollup_ancestors.select("unit", "p"), on="unit")
-        .group_by("p", "persp", "mid", "item")
-        .agg(pl.col("n").sum(), pl.col("s1").sum(), pl.col("s2").sum())
-        .rename({"p": "unit"})
-    )
+    rwg(J) = J(1 − q) / (J(1 − q) + q), q = s̄²/σ²_EU (0 when q ≥ 1), s̄² the mean variance of
+    the measure's items over the row's respondents (those with the measure) who answered them,
+    J the number of items with at least 2 such values (none → null). One item: 1 − q."""
+    internal = data.ties.column("a") == data.ties.column("b")
     per_item = pl.concat(
         [
-            direct.with_columns(rollup=pl.lit(False)),
-            rollup.with_columns(rollup=pl.lit(True)).select(direct.columns + ["rollup"]),
-        ],
-        how="vertical_relaxed",
+            _item_sums(data.selves, np.ones(data.selves.height, dtype=bool), measures, MEMBERS),
+            _item_sums(data.ties, internal, measures, INTERNAL),
+        ]
     )
-    per_item = per_item.filter(pl.col("n") >= 2).with_columns(
-        var=(pl.col("n") * pl.col("s2") - pl.col("s1") * pl.col("s1")).cast(pl.Float64)
-        / (pl.col("n") * (pl.col("n") - 1)).cast(pl.Float64)
+    rollup = (
+        per_item.filter(pl.col("persp") == MEMBERS)
+        .join(tree.rollup_ancestors.select("unit", "p"), on="unit")
+        .group_by("p", "persp", "mid", "pair")
+        .agg(pl.col("n").sum(), pl.col("s1").sum(), pl.col("s2").sum())
+        .select(pl.col("p").alias("unit"), "persp", "mid", "pair", "n", "s1", "s2")
     )
     cell_keys = ["unit", "rollup", "persp", "mid"]
-    per_item = per_item.sort([*cell_keys, "item"])
-    if per_item.height == 0:
-        mean_var = per_item.select(cell_keys).with_columns(
-            j=pl.lit(0, dtype=pl.Int64), s_bar=pl.lit(0.0)
+    per_item = (
+        pl.concat(
+            [
+                per_item.with_columns(rollup=pl.lit(False)),
+                rollup.with_columns(rollup=pl.lit(True)),
+            ]
         )
-    else:
-        key_frame = per_item.select(cell_keys)
-        starts = segment_starts(per_item, cell_keys)
-        var = per_item["var"].to_numpy()
-        j = np.diff(np.r_[starts, per_item.height])
-        mean_var = key_frame[starts].with_columns(
-            j=pl.Series(j.astype(np.int64)),
-            s_bar=pl.Series(np.add.reduceat(var, starts) / j),
+        .filter(pl.col("n") >= 2)
+        .with_columns(
+            var=(pl.col("n") * pl.col("s2") - pl.col("s1") * pl.col("s1")).cast(pl.Float64)
+            / (pl.col("n") * (pl.col("n") - 1)).cast(pl.Float64)
         )
-    sigma = measures.frame.select(pl.col("mid"), pl.col("sigma_eu2"))
+        .sort([*cell_keys, "pair"])
+    )
+    starts = segment_starts(per_item, cell_keys)
+    j = np.diff(np.r_[starts, per_item.height]).astype(np.int64)
+    s_bar = np.add.reduceat(per_item["var"].to_numpy(), starts) / j if len(starts) else j
+    mean_var = per_item.select(cell_keys)[starts].with_columns(
+        j=pl.Series(j, dtype=pl.Int64), s_bar=pl.Series(s_bar, dtype=pl.Float64)
+    )
     q = pl.col("s_bar") / pl.col("sigma_eu2")
     j_expr = pl.col("j").cast(pl.Float64)
     return (
-        mean_var.join(sigma, on="mid")
+        mean_var.join(measures.frame.select("mid", "sigma_eu2"), on="mid")
         .with_columns(
             rwg=pl.when(q >= 1.0)
             .then(pl.lit(0.0))
             .otherwise(j_expr * (1.0 - q) / (j_expr * (1.0 - q) + q))
         )
-        .select(cell_keys + ["rwg"])
+        .select([*cell_keys, "rwg"])
     )
+
+
+def _item_sums(
+    wide: Wide, selected: np.ndarray, measures: Measures, persp: int
+) -> pl.DataFrame:
+    """unit, persp, mid, pair, n, s1, s2: per home unit, measure and item of the measure, the
+    item's values among the respondents with the measure (``pair`` orders items canonically)."""
+    col_of = {int(m): j for j, m in enumerate(wide.mids)}
+    group_cols, item_cols = [], []
+    for item, item_mid in enumerate(measures.item_mid):
+        if int(item_mid) not in col_of:
+            continue
+        for owner in (measures.index_mid[item], measures.subscale_mid[item], item_mid):
+            if owner >= 0:
+                group_cols.append(col_of[int(owner)])
+                item_cols.append(col_of[int(item_mid)])
+    g = np.array(group_cols, dtype=np.int64)
+    i = np.array(item_cols, dtype=np.int64)
+    rows = np.flatnonzero(selected)
+    home = wide.column("a")[rows]
+    order = rows[np.argsort(home, kind="stable")]
+    starts = run_starts(wide.column("a")[order])
+    schema = {"unit": pl.Int32, "persp": pl.Int8, "mid": pl.Int32, "pair": pl.Int64}
+    if len(starts) == 0 or len(g) == 0:
+        return pl.DataFrame(schema={**schema, "n": pl.Int64, "s1": pl.Int64, "s2": pl.Int64})
+    mask = (wide.has[order][:, g] & wide.has[order][:, i]).astype(np.int64)
+    v = wide.x[order][:, i] * mask
+    n = np.add.reduceat(mask, starts, axis=0)
+    s1 = np.add.reduceat(v, starts, axis=0)
+    s2 = np.add.reduceat(v * v, starts, axis=0)
+    unit, pair = np.nonzero(n)
+    return pl.DataFrame(
+        {
+            "unit": wide.column("a")[order][starts][unit],
+            "persp": np.full(len(unit), persp),
+            "mid": wide.mids[g[pair]],
+            "pair": pair,
+            "n": n[unit, pair],
+            "s1": s1[unit, pair],
+            "s2": s2[unit, pair],
+        }
+    ).cast(schema)  # type: ignore[arg-type]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
-from arq import Retry
 from sqlalchemy import text
 
 from coherence_core.settings import Settings
@@ -80,8 +78,9 @@ async def test_one_scoring_of_a_round_at_a_time(client: httpx.AsyncClient, org: 
         await connection.execute(
             text("SELECT pg_advisory_lock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )
-        with pytest.raises(Retry):
-            await score_round({"engine": engine}, round_["id"], org.id)
+        busy = await score_round({"engine": engine}, round_["id"], org.id)
+        assert busy == "busy: requeued"
+        assert [job for job, _ in await _pending(app, round_["id"])] == ["score_round"]
         await connection.execute(
             text("SELECT pg_advisory_unlock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )

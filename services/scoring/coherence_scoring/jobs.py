@@ -14,10 +14,10 @@ import time
 import uuid
 from typing import Any
 
-from arq import Retry
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from coherence_core.instruments import InstrumentDefinition
+from coherence_core.jobs import record_score_round
 from coherence_scoring.engine import METHOD_VERSION, ScoringInput, ScoringSettings, score
 from coherence_scoring.loading import load_round
 from coherence_scoring.writing import write_result
@@ -49,7 +49,13 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
         # Leave SQLAlchemy's implicit transaction: asyncpg manages transactions below.
         await sa_connection.rollback()
         if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", round_lock_key(rid)):
-            raise Retry(defer=LOCK_RETRY_SECONDS)
+            # Another worker is scoring this round. Ask again through the outbox rather than
+            # through arq retries, which run out: the request survives however long that takes.
+            async with AsyncSession(engine) as session, session.begin():
+                await record_score_round(
+                    session, organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
+                )
+            return "busy: requeued"
         try:
             return await _score_locked(connection, rid, oid)
         finally:

@@ -143,8 +143,13 @@ def build_input(k: int = 3) -> ScoringInput:
 # ---- expected values computed directly from the answers above -------------------------------
 
 
+def answered(r: int) -> list[int]:
+    """r's relational leadership answers other than "don't know"."""
+    return [v for v in RL[r] if v is not None]
+
+
 def rl_score(r: int) -> float:
-    return statistics.mean(v for v in RL[r] if v is not None)
+    return statistics.mean(answered(r))
 
 
 def ps_score(r: int) -> float:
@@ -314,7 +319,7 @@ def test_summary(result) -> None:  # type: ignore[no-untyped-def]
     rl = s["scales"]["relational_leadership"]
     assert rl["mean"] == pytest.approx(statistics.mean(rl_score(r) for r in HOME))
     # alpha over complete cases (both items answered)
-    complete = [RL[r] for r in HOME if len(RL[r]) == 2 and None not in RL[r]]
+    complete = [answered(r) for r in HOME if len(answered(r)) == 2]
     item_var = sum(statistics.variance([c[i] for c in complete]) for i in (0, 1))
     total_var = statistics.variance([c[0] + c[1] for c in complete])
     assert rl["alpha"] == pytest.approx(2 * (1 - item_var / total_var))
@@ -393,7 +398,7 @@ def test_rule_two_holds_everywhere_on_a_synthetic_round() -> None:
         ext[u]: (ext[p] if p is not None else None)
         for u, p in units.select("unit", "parent").rows()
     }
-    per_unit = {}
+    per_unit: dict[str, int] = {}
     for u in home.values():
         per_unit[ext[u]] = per_unit.get(ext[u], 0) + 1
     part = {(r["unit"], r["rollup"]): r for r in result.participation.to_dicts()}
@@ -428,3 +433,32 @@ def test_k5_suppresses_more() -> None:
     # organisation family: a's roll-up (8) and d (5) are both published
     assert not unit_row(result, "a", "relational_leadership", "members", True)["suppressed"]
     assert result.summary["scales"]["relational_leadership"]["mean"] is not None
+
+
+def test_changes_since_an_earlier_round() -> None:
+    from tests.reference import reference_changes
+
+    earlier = build_input()
+    bumped = earlier.answers.with_columns(
+        pl.when(pl.col("item") == ITEM["rl1"], pl.col("value") < 5)
+        .then(pl.col("value") + 1)
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
+    later = ScoringInput(INSTRUMENT, earlier.units, earlier.respondents, bumped, earlier.settings)
+    changes = reference_changes(earlier, later)
+    row = changes.filter(
+        pl.col("unit") == "d",
+        pl.col("scale") == "relational_leadership",
+        pl.col("measure") == "index",
+        pl.col("perspective") == "members",
+        ~pl.col("rollup"),
+    ).to_dicts()[0]
+    before = [rl_score(r) for r in range(8, 13)]
+    after = [statistics.mean([min(answered(r)[0] + 1, 5), answered(r)[1]]) for r in range(8, 13)]
+    assert row["earlier_mean"] == pytest.approx(statistics.mean(before))
+    assert row["difference"] == pytest.approx(statistics.mean(after) - statistics.mean(before))
+    welch = stats.ttest_ind(after, before, equal_var=False)
+    assert row["p_value"] == pytest.approx(welch.pvalue)
+    # only rows published in both rounds: a's direct row (1 member) never appears
+    assert changes.filter(pl.col("unit") == "a", ~pl.col("rollup")).height == 0

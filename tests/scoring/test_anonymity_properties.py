@@ -1,0 +1,163 @@
+"""Property-based checks of SCORING.md §5 on generated organisations.
+
+For any organisation and answers: nothing computed from fewer than k respondents is published,
+and wherever a published aggregate is made of disjoint published-or-suppressed parts, the
+suppressed parts hold 0 or at least k respondents (no differencing). True cell sizes come from
+the independent reference implementation, the published flags from the engine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coherence_core.instruments import builtin_instrument
+from coherence_scoring.engine import (
+    ANSWERS_SCHEMA,
+    RESPONDENTS_SCHEMA,
+    UNITS_SCHEMA,
+    ScoringInput,
+    ScoringSettings,
+    score,
+)
+from tests.reference.scoring import Reference
+
+INSTRUMENT = builtin_instrument("coherence-v1")
+SELF_ITEMS = [i for i, (scale, _) in enumerate(INSTRUMENT.items) if scale.targeting == "self"]
+TIE_ITEMS = [i for i, (scale, _) in enumerate(INSTRUMENT.items) if scale.targeting == "unit"]
+
+
+@st.composite
+def organisations(draw: st.DrawFn) -> ScoringInput:
+    n_units = draw(st.integers(1, 7))
+    parents = [None] + [draw(st.none() | st.integers(0, u - 1)) for u in range(1, n_units)]
+    units = pl.DataFrame(
+        {
+            "unit": list(range(n_units)),
+            "external_id": [f"u{u}" for u in range(n_units)],
+            "parent": parents,
+            "headcount": [draw(st.none() | st.integers(0, 40)) for _ in range(n_units)],
+        },
+        schema=UNITS_SCHEMA,
+    )
+    n_respondents = draw(st.integers(0, 40))
+    homes = [draw(st.integers(0, n_units - 1)) for _ in range(n_respondents)]
+    rows: list[tuple[int, int | None, int, int | None]] = []
+    for r in range(n_respondents):
+        # A respondent-level "tone" makes answers correlated, so scores exist and vary.
+        tone = draw(st.integers(1, 5))
+        answered = draw(st.sets(st.sampled_from(SELF_ITEMS), max_size=len(SELF_ITEMS)))
+        for item in sorted(answered):
+            rows.append(
+                (r, None, item, draw(st.none() | st.integers(max(1, tone - 1), min(5, tone + 1))))
+            )
+        targets = draw(st.sets(st.integers(0, n_units - 1), max_size=n_units))
+        for target in sorted(targets):
+            for item in TIE_ITEMS[: draw(st.integers(3, len(TIE_ITEMS)))]:
+                rows.append(
+                    (r, target, item, draw(st.integers(max(1, tone - 1), min(5, tone + 1))))
+                )
+    answers = pl.DataFrame(
+        rows or None,
+        schema=ANSWERS_SCHEMA,
+        orient="row",
+    )
+    respondents = pl.DataFrame(
+        {"respondent": list(range(n_respondents)), "unit": homes}, schema=RESPONDENTS_SCHEMA
+    )
+    k = draw(st.integers(3, 5))
+    return ScoringInput(
+        instrument=INSTRUMENT,
+        units=units,
+        respondents=respondents,
+        answers=answers,
+        settings=ScoringSettings(min_group_size=k),
+    )
+
+
+def _published(frame: pl.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(r[k] for k in keys): r for r in frame.iter_rows(named=True)}
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(inputs=organisations())
+def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> None:
+    k = inputs.settings.min_group_size
+    result = score(inputs)
+    reference = Reference(inputs)
+    reference.run()
+    unit_n = {key: row.n for key, row in reference.unit_rows.items()}
+    tie_n = {key: row.n for key, row in reference.tie_rows.items()}
+    part_n = {key: row.n for key, row in reference.participation_rows.items()}
+
+    units = _published(result.unit_scores, ["unit", "scale", "measure", "perspective", "rollup"])
+    ties = _published(result.tie_scores, ["from_unit", "to_unit", "scale", "measure"])
+    participation = _published(result.participation, ["unit", "rollup"])
+
+    # Rule 1: every published row rests on at least k distinct people.
+    for key, row in units.items():
+        if not row["suppressed"] and key[1] != "coherence":
+            assert unit_n[key] >= k and row["n"] == unit_n[key], key
+        if row["suppressed"]:
+            assert row["mean"] is None and row["sd"] is None and row["n"] is None, key
+    for key, row in ties.items():
+        if not row["suppressed"]:
+            assert tie_n[key] >= k and row["n"] == tie_n[key], key
+        else:
+            assert row["mean"] is None and row["n"] is None, key
+    for key, row in participation.items():
+        if not row["suppressed"]:
+            assert part_n[key] >= k, key
+        else:
+            assert row["respondents"] is None and row["response_rate"] is None, key
+    for key, row in units.items():  # coherence: all three inputs published
+        if key[1] == "coherence" and not row["suppressed"]:
+            unit, _, _, _, rollup = key
+            for scale in ("relational_leadership", "psychological_safety"):
+                assert not units[(unit, scale, "index", "members", rollup)]["suppressed"]
+
+    def check(aggregate_published: bool, parts: list[tuple[bool, int]], what: object) -> None:
+        held = sum(n for suppressed, n in parts if suppressed)
+        if aggregate_published:
+            assert not 1 <= held <= k - 1, (what, parts)
+
+    # Rule 2, family 1: an incoming column and its ties.
+    for (unit, scale, measure, perspective, rollup), row in units.items():
+        if perspective == "incoming" and not rollup:
+            parts = [
+                (tie["suppressed"], tie_n[key])
+                for key, tie in ties.items()
+                if key[1] == unit and key[0] != unit and key[2:] == (scale, measure)
+            ]
+            check(not row["suppressed"], parts, ("incoming", unit, measure))
+
+    # Family 2: a parent's roll-up, its direct members and its children (members rows).
+    children: dict[str, list[str]] = defaultdict(list)
+    for u in inputs.units.iter_rows(named=True):
+        if u["parent"] is not None:
+            children[f"u{u['parent']}"].append(u["external_id"])
+
+    def part(unit: str, scale: str, measure: str) -> tuple[bool, int] | None:
+        key = (unit, scale, measure, "members", bool(children.get(unit)))
+        return (units[key]["suppressed"], unit_n[key]) if key in units else None
+
+    for (unit, scale, measure, perspective, rollup), row in units.items():
+        if perspective == "members" and rollup and scale != "coherence":
+            parts = [part(c, scale, measure) for c in children[unit]]
+            direct = (unit, scale, measure, "members", False)
+            if direct in units:
+                parts.append((units[direct]["suppressed"], unit_n[direct]))
+            check(not row["suppressed"], [p for p in parts if p], ("hierarchy", unit, measure))
+
+    # Family 3: the organisation's published scale mean and its root units.
+    roots = [u["external_id"] for u in inputs.units.iter_rows(named=True) if u["parent"] is None]
+    for scale in ("relational_leadership", "psychological_safety"):
+        org_mean = (result.summary.get("scales") or {}).get(scale, {}).get("mean")
+        parts = [p for p in (part(r, scale, "index") for r in roots) if p]
+        check(org_mean is not None, parts, ("organisation", scale))

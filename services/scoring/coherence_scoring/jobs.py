@@ -45,7 +45,7 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
     engine: AsyncEngine = ctx["engine"]
     rid, oid = uuid.UUID(round_id), uuid.UUID(organization_id)
     async with engine.connect() as sa_connection:
-        connection = (await sa_connection.get_raw_connection()).driver_connection
+        connection: Any = (await sa_connection.get_raw_connection()).driver_connection
         # Leave SQLAlchemy's implicit transaction: asyncpg manages transactions below.
         await sa_connection.rollback()
         if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", round_lock_key(rid)):

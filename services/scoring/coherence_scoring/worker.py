@@ -70,7 +70,7 @@ def create_worker(
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`coherence run` sets both).")
     startup, shutdown = _lifecycle(settings, queue_name, relay)
     return Worker(
-        functions=FUNCTIONS,  # type: ignore[arg-type]
+        functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=queue_name,

@@ -87,7 +87,7 @@ async def changes(
     """One row per unit row of `round_id` that has a counterpart (same unit external id, scale,
     measure, perspective and roll-up flag) in round `since`."""
 
-    def rows(of: uuid.UUID) -> Select[tuple[UnitScore]]:
+    def rows(of: uuid.UUID) -> Select[UnitScore]:
         statement = select(UnitScore).where(UnitScore.round_id == of)
         for column, value in filters.items():
             if value is not None:

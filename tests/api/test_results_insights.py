@@ -1,0 +1,109 @@
+"""Change since an earlier round, and the network view, through the REST API."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from coherence_core.settings import Settings
+from coherence_core.synthetic import (
+    generate_organisation,
+    to_api_batches,
+    to_scoring_input,
+    to_units_payload,
+)
+from coherence_scoring.engine import ScoringSettings
+from tests.api.conftest import Org, new_org, open_round
+from tests.api.test_end_to_end import fetch_all, run_scoring
+from tests.reference.scoring import reference_changes
+
+
+async def _push_round(client: httpx.AsyncClient, org: Org, synthetic, name: str) -> str:
+    round_ = await open_round(client, org, name=name)
+    for batch in to_api_batches(synthetic, batch_size=250):
+        response = await client.post(
+            f"/v1/rounds/{round_['id']}/responses", json=batch, headers=org.headers
+        )
+        assert response.status_code == 200, response.text
+    return round_["id"]
+
+
+@pytest.mark.slow
+async def test_changes_match_an_independent_welch_test(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, queue_name: str
+):
+    spring = generate_organisation(n_respondents=500, n_units=20, seed=21)
+    autumn = generate_organisation(n_respondents=500, n_units=20, seed=22)
+    assert [u.external_id for u in spring.units] == [u.external_id for u in autumn.units]
+    org = await new_org(client, min_group_size=4)
+    await client.put("/v1/units", json=to_units_payload(spring), headers=org.headers)
+    earlier = await _push_round(client, org, spring, "spring")
+    later = await _push_round(client, org, autumn, "autumn")
+    await run_scoring(app, settings, queue_name)
+
+    got = await fetch_all(client, org, f"/v1/rounds/{later}/results/changes", since=earlier)
+    k = ScoringSettings(min_group_size=4)
+    before = to_scoring_input(spring, k)
+    # The autumn round froze the tree as PUT (spring's): score its answers on that tree.
+    after = dataclasses.replace(to_scoring_input(autumn, k), units=before.units)
+    want = reference_changes(before, after)
+    published = {
+        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r
+        for r in got
+        if not r["suppressed"]
+    }
+    expected = {
+        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r
+        for r in want.iter_rows(named=True)
+    }
+    assert published.keys() == expected.keys()
+    for key, row in expected.items():
+        mine = published[key]
+        for field in ("mean", "earlier_mean", "difference", "p_value"):
+            a, b = mine[field], row[field]
+            assert (a is None and b is None) or math.isclose(a, b, abs_tol=1e-6), (key, field, a, b)
+    assert any(r["suppressed"] for r in got)  # rows hidden in either round stay hidden
+
+    unknown = await client.get(
+        f"/v1/rounds/{later}/results/changes",
+        params={"since": "00000000-0000-0000-0000-000000000000"},
+        headers=org.headers,
+    )
+    assert unknown.status_code == 404
+
+
+@pytest.mark.slow
+async def test_network_nodes_edges_and_holes(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings, queue_name: str
+):
+    synthetic = generate_organisation(n_respondents=400, n_units=25, seed=3)
+    org = await new_org(client, min_group_size=3)
+    await client.put("/v1/units", json=to_units_payload(synthetic), headers=org.headers)
+    round_id = await _push_round(client, org, synthetic, "net")
+    await run_scoring(app, settings, queue_name)
+    base = f"/v1/rounds/{round_id}/results"
+    network = (
+        await client.get(f"{base}/network", params={"holes_limit": 10000}, headers=org.headers)
+    ).json()
+    summary = (await client.get(f"{base}/summary", headers=org.headers)).json()
+    assert len(network["nodes"]) == 25
+    assert network["holes_total"] == summary["network"]["holes"] == len(network["holes"])
+    ties = await fetch_all(client, org, f"{base}/ties")
+    published = {
+        (t["from_unit"], t["to_unit"]): t["mean"]
+        for t in ties
+        if not t["suppressed"] and t["from_unit"] != t["to_unit"]
+    }
+    assert {(e["source"], e["target"]): e["mean"] for e in network["edges"]} == published
+    assert network["suppressed_edges"] == sum(
+        1 for t in ties if t["suppressed"] and t["from_unit"] != t["to_unit"]
+    )
+    means = [e["mean"] for e in network["weakest"]]
+    assert means == sorted(means) and means[0] == min(published.values())
+    rated = {frozenset(pair) for pair in ((t["from_unit"], t["to_unit"]) for t in ties)}
+    for a, b in network["holes"]:
+        assert frozenset((a, b)) not in rated

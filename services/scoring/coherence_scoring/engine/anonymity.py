@@ -32,6 +32,8 @@ COMPLEMENTARY = "complementary"
 #: ``mid`` of participation rows in the families below (they have no measure).
 PARTICIPATION = -1
 _ORG = -1
+#: Offset of the family ids of families 2 and 3 (family 1 ids stay below it).
+_MEMBERS_FAMILIES = 2**40
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def apply_rules(
     m_n = np.r_[_ints(unit_rows, "n")[is_members], _ints(participation, "respondents")]
     has_children = tree.has_children[m_unit]
     fam_unit = np.where(has_children & ~m_rollup, m_unit, tree.parent[m_unit])
-    fam23_id = (m_mid + 2) * stride + fam_unit + 1 + (2**40)
+    fam23_id = (m_mid + 2) * stride + fam_unit + 1 + _MEMBERS_FAMILIES
     at_org = fam_unit == _ORG
     org_mids = np.unique(m_mid[at_org])
     org_n = np.array([m_n[at_org & (m_mid == mid)].sum() for mid in org_mids], dtype=np.int64)
@@ -89,7 +91,11 @@ def apply_rules(
     fam23_agg = np.where(
         at_org,
         _lookup(org_mids, org_rid, m_mid),
-        _lookup(((m_mid + 2) * stride + m_unit + 1 + 2**40)[m_rollup], m_rid[m_rollup], fam23_id),
+        _lookup(
+            ((m_mid + 2) * stride + m_unit + 1 + _MEMBERS_FAMILIES)[m_rollup],
+            m_rid[m_rollup],
+            fam23_id,
+        ),
     )
 
     parts = _Parts(

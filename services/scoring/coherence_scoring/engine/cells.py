@@ -21,21 +21,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from coherence_scoring.engine.layout import INCOMING, INTERNAL, MEMBERS, OUTGOING, UnitTree
+from coherence_scoring.engine.layout import INCOMING, INTERNAL, MEMBERS, UnitTree
 from coherence_scoring.engine.respondent import RespondentData, Wide
 
 UNIT_KEYS = ["unit", "rollup", "persp", "mid"]
 TIE_KEYS = ["from", "to", "mid"]
 MOMENTS = {"n": pl.Int64, "s1": pl.Int128, "s2": pl.Int128}
-RATER_SCHEMA = {
-    "unit": pl.Int32,
-    "rollup": pl.Boolean,
-    "persp": pl.Int8,
-    "mid": pl.Int32,
-    "r": pl.Int32,
-    "y": pl.Int64,
-    "m": pl.Int64,
-}
 
 Ints = npt.NDArray[np.int64]
 
@@ -66,7 +57,7 @@ def _square_sum(values: npt.NDArray[np.int64], starts: Ints) -> npt.NDArray[np.g
     return np.add.reduceat(as_objects * as_objects, starts, axis=0)
 
 
-def _int128(values: npt.NDArray[np.generic]) -> pl.Series:
+def int128(values: npt.NDArray[np.generic]) -> pl.Series:
     if values.dtype == object:
         return pl.Series([int(v) for v in values], dtype=pl.Int128)
     return pl.Series(values.astype(np.int64)).cast(pl.Int128)
@@ -87,8 +78,8 @@ def _grouped(wide: Wide, key: Ints) -> tuple[Ints, Ints, pl.DataFrame]:
         {
             "mid": wide.mids[col].astype(np.int32),
             "n": n[group, col].astype(np.int64),
-            "s1": _int128(s1[group, col]),
-            "s2": _int128(s2[group, col]),
+            "s1": int128(s1[group, col]),
+            "s2": int128(s2[group, col]),
         }
     )
     return order[starts], group, moments
@@ -114,11 +105,12 @@ def _with_den(frame: pl.DataFrame, denominators: pl.DataFrame, keys: list[str]) 
 def unit_groups(
     data: RespondentData,
     tie_moments: pl.DataFrame,
-    raters: pl.DataFrame,
+    rater_moments: pl.DataFrame,
     denominators: pl.DataFrame,
     tree: UnitTree,
 ) -> pl.DataFrame:
-    """unit, rollup, persp, mid, den, n, s1, s2 for every unit cell with a respondent."""
+    """unit, rollup, persp, mid, den, n, s1, s2 for every unit cell with a respondent;
+    ``rater_moments`` are the groups of the per-rater cells (raters.py)."""
     home = data.selves.column("a")
     first, group, members = _grouped(data.selves, home)
     members = members.with_columns(pl.Series("unit", home[first][group].astype(np.int32)))
@@ -143,9 +135,7 @@ def unit_groups(
             _tagged(incoming, False, INCOMING),
         ]
     )
-    return pl.concat(
-        [_with_den(direct, denominators, UNIT_KEYS), rater_groups(raters, denominators)]
-    )
+    return pl.concat([_with_den(direct, denominators, UNIT_KEYS), rater_moments])
 
 
 def _tagged(frame: pl.DataFrame, rollup: bool, persp: int) -> pl.DataFrame:
@@ -155,119 +145,6 @@ def _tagged(frame: pl.DataFrame, rollup: bool, persp: int) -> pl.DataFrame:
         pl.lit(persp, dtype=pl.Int8).alias("persp"),
         pl.col("mid").cast(pl.Int32),
         *(pl.col(c).cast(t) for c, t in MOMENTS.items()),
-    )
-
-
-def rater_means(ties: Wide, tree: UnitTree) -> pl.DataFrame:
-    """unit, rollup, persp, mid, r, y, m: per rater, the sum y of their m tie scores x in a cell
-    — the per-rater mean y / (L·m) behind outgoing cells and roll-up internal / incoming /
-    outgoing cells.
-
-    Ties are sorted by (rater, pre-order of the target) once: a rater's ties are a contiguous
-    block, and within it the targets in any subtree are a contiguous run, so every per-rater sum
-    is a ``np.add.reduceat`` over runs, for all measures at once."""
-    n_units = tree.count
-    r, a, b = ties.column("r"), ties.column("a"), ties.column("b")
-    order = np.argsort(r * n_units + tree.preorder[b], kind="stable")
-    r, a, b = r[order], a[order], b[order]
-    x = ties.x[order]
-    has = ties.has[order].astype(np.int64)
-    starts = run_starts(r)
-    out = _Emitter(ties.mids)
-    if len(starts) == 0:
-        return out.frame()
-    block_r, block_a = r[starts], a[starts]
-
-    def sums(mask: npt.NDArray[np.bool_]) -> tuple[Ints, Ints]:
-        w = mask[:, None]
-        return (
-            np.add.reduceat(np.where(w, x, 0), starts, axis=0),
-            np.add.reduceat(np.where(w, has, 0), starts, axis=0),
-        )
-
-    out.add(block_a, False, OUTGOING, block_r, *sums(a != b))
-    if tree.rollup_ancestors.height == 0:
-        return out.frame()
-    total_y = np.add.reduceat(x, starts, axis=0)
-    total_m = np.add.reduceat(has, starts, axis=0)
-    lca = tree.lca_depth[a, b]
-    for depth in range(tree.ancestor_at.shape[1]):
-        # the rater's ancestor p at this depth: ties with lca(a, b) ≥ depth are inside S(p)
-        p = tree.ancestor_at[block_a, depth]
-        rolled = (p >= 0) & tree.has_children[np.maximum(p, 0)]
-        if rolled.any():
-            in_y, in_m = sums(lca >= depth)
-            out.add(p, True, INTERNAL, block_r, in_y, in_m, rolled)
-            out.add(p, True, OUTGOING, block_r, total_y - in_y, total_m - in_m, rolled)
-        # the target's ancestor q at this depth, when the rater is outside S(q)
-        q = tree.ancestor_at[b, depth]
-        into = np.flatnonzero((q >= 0) & tree.has_children[np.maximum(q, 0)] & (lca < depth))
-        if len(into):
-            run = run_starts(r[into] * n_units + q[into])
-            out.add(
-                q[into][run],
-                True,
-                INCOMING,
-                r[into][run],
-                np.add.reduceat(x[into], run, axis=0),
-                np.add.reduceat(has[into], run, axis=0),
-            )
-    return out.frame()
-
-
-class _Emitter:
-    """Collects per-rater rows; a row exists when the rater has at least one tie in the cell."""
-
-    def __init__(self, mids: Ints) -> None:
-        self.mids = mids
-        self.parts: list[dict[str, npt.NDArray[np.generic]]] = []
-
-    def add(
-        self,
-        unit: Ints,
-        rollup: bool,
-        persp: int,
-        r: Ints,
-        y: Ints,
-        m: Ints,
-        mask: npt.NDArray[np.bool_] | None = None,
-    ) -> None:
-        present = m > 0 if mask is None else (m > 0) & mask[:, None]
-        group, col = np.nonzero(present)
-        size = len(group)
-        self.parts.append(
-            {
-                "unit": unit[group],
-                "rollup": np.full(size, rollup),
-                "persp": np.full(size, persp, dtype=np.int8),
-                "mid": self.mids[col],
-                "r": r[group],
-                "y": y[group, col],
-                "m": m[group, col],
-            }
-        )
-
-    def frame(self) -> pl.DataFrame:
-        if not self.parts:
-            return pl.DataFrame(schema=RATER_SCHEMA)
-        columns = {name: np.concatenate([p[name] for p in self.parts]) for name in RATER_SCHEMA}
-        return pl.DataFrame(columns).cast(RATER_SCHEMA)  # type: ignore[arg-type]
-
-
-def rater_groups(raters: pl.DataFrame, denominators: pl.DataFrame) -> pl.DataFrame:
-    """Moment groups of per-rater means: one group per (cell, m), den = L·m."""
-    top = float(raters["y"].abs().max() or 0)  # type: ignore[arg-type]
-    wide = top * top * max(raters.height, 1) >= 2**62
-    y = pl.col("y").cast(pl.Int128 if wide else pl.Int64)
-    grouped = raters.group_by(*UNIT_KEYS, "m").agg(
-        n=pl.len().cast(pl.Int64), s1=y.sum(), s2=(y * y).sum()
-    )
-    return grouped.join(denominators, on="mid").select(
-        *UNIT_KEYS,
-        den=pl.col("L") * pl.col("m"),
-        n=pl.col("n"),
-        s1=pl.col("s1").cast(pl.Int128),
-        s2=pl.col("s2").cast(pl.Int128),
     )
 
 

@@ -12,13 +12,12 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from coherence_scoring.engine.layout import INTERNAL, MEMBERS, Measures, UnitTree
 from coherence_scoring.engine.cells import run_starts
+from coherence_scoring.engine.layout import INTERNAL, MEMBERS, Measures, UnitTree
 from coherence_scoring.engine.respondent import RespondentData, Wide
 from coherence_scoring.engine.types import ScoringSettings
 
 LOW_AGREEMENT = 0.70
-STAT_COLUMNS = ["n", "mean", "sd", "ci_low", "ci_high"]
 
 
 def finalize(groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -160,9 +159,7 @@ def rwg(data: RespondentData, measures: Measures, tree: UnitTree) -> pl.DataFram
     )
 
 
-def _item_sums(
-    wide: Wide, selected: np.ndarray, measures: Measures, persp: int
-) -> pl.DataFrame:
+def _item_sums(wide: Wide, selected: np.ndarray, measures: Measures, persp: int) -> pl.DataFrame:
     """unit, persp, mid, pair, n, s1, s2: per home unit, measure and item of the measure, the
     item's values among the respondents with the measure (``pair`` orders items canonically)."""
     col_of = {int(m): j for j, m in enumerate(wide.mids)}

@@ -16,7 +16,7 @@ import polars as pl
 
 from coherence_core.instruments import InstrumentDefinition
 
-#: Perspective codes (the order is also the output order of nothing: outputs sort by name).
+#: Perspective codes; PERSPECTIVES[code] is the published name.
 MEMBERS, INTERNAL, INCOMING, OUTGOING = 0, 1, 2, 3
 PERSPECTIVES = ("members", "internal", "incoming", "outgoing")
 
@@ -45,8 +45,6 @@ class Measures:
     subscale_mid: IntArray
     #: item index → targets units (True) or asked once (False)
     item_unit_targeted: BoolArray
-    #: (item, gmid) for every group measure (index, subscale) an item belongs to
-    item_groups: pl.DataFrame
     #: the raw → scored lookup: ``lut[item, raw - raw_low]``, -1 where the raw value is invalid
     lut: npt.NDArray[np.int32]
     raw_low: int
@@ -76,7 +74,7 @@ class UnitTree:
     ancestor_at: IntArray
     #: position of each unit in a depth-first (pre-order) walk: a subtree is a contiguous range
     preorder: IntArray
-    #: (unit, p, p_depth): every unit with each of its ancestors-or-self that has children
+    #: (unit, p): every unit with each of its ancestors-or-self that has children
     rollup_ancestors: pl.DataFrame
 
     @property
@@ -156,12 +154,6 @@ def build_measures(instrument: InstrumentDefinition) -> Measures:
             "n_items": pl.Int32,
         },
     )
-    pairs = [(i, int(index_mid[i])) for i in range(n_items)]
-    pairs += [(i, int(subscale_mid[i])) for i in range(n_items) if subscale_mid[i] >= 0]
-    item_groups = pl.DataFrame(
-        {"item": [p[0] for p in pairs], "gmid": [p[1] for p in pairs]},
-        schema={"item": pl.Int32, "gmid": pl.Int32},
-    ).sort("item", "gmid")
     lut, raw_low = _scoring_lut(instrument)
     return Measures(
         frame=frame,
@@ -169,7 +161,6 @@ def build_measures(instrument: InstrumentDefinition) -> Measures:
         index_mid=index_mid,
         subscale_mid=subscale_mid,
         item_unit_targeted=np.array([s.targeting == "unit" for s, _ in items], dtype=bool),
-        item_groups=item_groups,
         lut=lut,
         raw_low=raw_low,
     )
@@ -237,14 +228,10 @@ def build_tree(units: pl.DataFrame) -> UnitTree:
         same = (column[:, None] == column[None, :]) & (column[:, None] >= 0)
         lca += same.astype(np.int16)
 
-    anc_rows = [(u, p, int(depth[p])) for u in range(n) for p in chains[u] if has_children[p]]
+    pairs = [(u, p) for u in range(n) for p in chains[u] if has_children[p]]
     rollup_ancestors = pl.DataFrame(
-        {
-            "unit": [r[0] for r in anc_rows],
-            "p": [r[1] for r in anc_rows],
-            "p_depth": [r[2] for r in anc_rows],
-        },
-        schema={"unit": pl.Int32, "p": pl.Int32, "p_depth": pl.Int32},
+        {"unit": [u for u, _ in pairs], "p": [p for _, p in pairs]},
+        schema={"unit": pl.Int32, "p": pl.Int32},
     )
     preorder = np.empty(n, dtype=np.int64)
     walk = sorted(range(n), key=lambda u: chains[u])

@@ -16,11 +16,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from coherence_scoring.engine.layout import Measures, UnitTree
+from coherence_scoring.engine.layout import ITEM, Measures, UnitTree
 from coherence_scoring.engine.types import ScoringInput
 
 #: ``b`` (target) of a row of scales asked once (``targeting: "self"``).
 SELF = -1
+#: Rows are numbered through a lookup table over every (respondent, target) pair when it is
+#: not much larger than the answers (else by sorting the pairs that occur).
+ROW_TABLE_MIN = 2**20
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def prepare(inputs: ScoringInput, measures: Measures, tree: UnitTree) -> Respond
         "r", "respondent", "unit"
     )
     answers = _scored_answers(inputs.answers, respondents, measures, n_units)
-    ties, selves = _wide_scores(answers, measures, n_units)
+    ties, selves = _wide_scores(answers, measures, n_units, respondents.height)
     return RespondentData(respondents=respondents, ties=ties, selves=selves)
 
 
@@ -125,88 +128,90 @@ def _scored_answers(
 
 
 def _wide_scores(
-    answers: dict[str, npt.NDArray[np.int64]], measures: Measures, n_units: int
+    answers: dict[str, npt.NDArray[np.int64]],
+    measures: Measures,
+    n_units: int,
+    n_respondents: int,
 ) -> tuple[Wide, Wide]:
-    """Item scores, and index and subscale means that pass the minimum-answers rule.
+    """Item scores, and the index and subscale means that pass the minimum-answers rule.
 
-    Answers are sorted by (respondent, target, scale, subscale, item) once: a row is then a
-    contiguous run, and so is every index and subscale group within it (``np.add.reduceat``)."""
-    item, v = answers["item"], answers["v"]
-    n_items = len(measures.item_mid)
-    position = np.empty(n_items, dtype=np.int64)
-    position[np.lexsort((np.arange(n_items), measures.subscale_mid, measures.index_mid))] = (
-        np.arange(n_items)
-    )
-    row_key = answers["r"] * (n_units + 1) + answers["b"] + 1
-    order = pl.Series(row_key * n_items + position[item]).arg_sort().to_numpy()
-    row_key, item, v = row_key[order], item[order], v[order]
-    row_start = _run_starts(row_key)
-    row_of = np.cumsum(np.r_[False, row_key[1:] != row_key[:-1]]) if len(v) else row_key
-    first = order[row_start]
-    row_r, row_a, row_b = answers["r"][first], answers["a"][first], answers["b"][first]
-
-    cells = [(row_of, measures.item_mid[item], v)]
-    for gmid in (measures.index_mid[item], measures.subscale_mid[item]):
-        starts = _run_starts(row_key * (measures.count + 1) + gmid + 1)
-        count = np.diff(np.r_[starts, len(v)])
-        total = np.add.reduceat(v, starts) if len(v) else v
-        mid = gmid[starts]
-        ok = (mid >= 0) & (count >= measures.column("min_answered")[np.maximum(mid, 0)])
-        starts, count, total, mid = starts[ok], count[ok], total[ok], mid[ok]
-        denominator = measures.column("denominator")[mid].astype(np.int64)
-        exact = measures.column("exact")[mid].astype(bool)
-        x = np.where(
-            exact,
-            total * (denominator // count),
-            (2 * total * denominator + count) // (2 * count),
-        )
-        cells.append((row_of[starts], mid, x))
-
-    row = np.concatenate([c[0] for c in cells])
-    mid = np.concatenate([c[1] for c in cells])
-    x = np.concatenate([c[2] for c in cells])
+    Answers are scattered into a (row × item) matrix, rows being (respondent, target) pairs
+    numbered in key order; index and subscale means are then column sums of that matrix."""
+    key = answers["r"] * (n_units + 1) + answers["b"] + 1
+    size = n_respondents * (n_units + 1)
+    if size <= 8 * len(key) + ROW_TABLE_MIN:
+        used = np.zeros(size, dtype=bool)
+        used[key] = True
+        row_keys = np.flatnonzero(used)
+        number = np.cumsum(used) - 1
+        row = number[key]
+    else:
+        row_keys, row = np.unique(key, return_inverse=True)
+        row = row.reshape(-1)
+    row_r = row_keys // (n_units + 1)
+    row_b = row_keys % (n_units + 1) - 1
+    row_a = np.zeros(len(row_keys), dtype=np.int64)
+    row_a[row] = answers["a"]
     is_self = row_b == SELF
     unit_targeted = measures.column("unit_targeted").astype(bool)
-    scores = (row, mid, x)
     rows = (row_r, row_a, row_b)
     return (
-        _wide(scores, rows, ~is_self, np.flatnonzero(unit_targeted)),
-        _wide(scores, rows, is_self, np.flatnonzero(~unit_targeted)),
+        _side(answers, row, rows, ~is_self, measures, np.flatnonzero(unit_targeted)),
+        _side(answers, row, rows, is_self, measures, np.flatnonzero(~unit_targeted)),
     )
 
 
 _Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
 
 
-def _wide(
-    scores: _Arrays,
+def _side(
+    answers: dict[str, npt.NDArray[np.int64]],
+    row: npt.NDArray[np.int64],
     rows_rab: _Arrays,
-    row_selected: npt.NDArray[np.bool_],
+    selected: npt.NDArray[np.bool_],
+    measures: Measures,
     mids: npt.NDArray[np.int64],
 ) -> Wide:
-    """The scores of the selected rows, with one column per measure of ``mids``."""
-    row, mid, x = scores
-    row_r, row_a, row_b = rows_rab
-    local = np.cumsum(row_selected) - 1
-    col_of = np.full(int(max(mid.max(initial=0), mids.max(initial=0))) + 1, -1, dtype=np.int64)
+    """The scores of the selected rows: one column per measure of ``mids`` (in mid order)."""
+    local = np.cumsum(selected) - 1
+    n_rows = int(selected.sum())
+    col_of = np.full(measures.count, -1, dtype=np.int64)
     col_of[mids] = np.arange(len(mids))
-    keep = row_selected[row] & (col_of[mid] >= 0)
-    n_rows = int(row_selected.sum())
-    wide_x = np.zeros((n_rows, len(mids)), dtype=np.int64)
+    x = np.zeros((n_rows, len(mids)), dtype=np.int64)
     has = np.zeros((n_rows, len(mids)), dtype=bool)
-    wide_x[local[row[keep]], col_of[mid[keep]]] = x[keep]
-    has[local[row[keep]], col_of[mid[keep]]] = True
-    rows = pl.DataFrame(
+    mine = selected[row]
+    at_row = local[row[mine]]
+    at_col = col_of[measures.item_mid[answers["item"][mine]]]
+    x[at_row, at_col] = answers["v"][mine]
+    has[at_row, at_col] = True
+    if int(has.sum()) != len(at_row):
+        raise ValueError("an item is answered twice by one respondent about one target")
+
+    kind = measures.column("kind")
+    min_answered = measures.column("min_answered")
+    denominator = measures.column("denominator")
+    exact = measures.column("exact").astype(bool)
+    for j, mid in enumerate(mids):
+        if kind[mid] == ITEM:
+            continue
+        members = np.flatnonzero((measures.index_mid == mid) | (measures.subscale_mid == mid))
+        cols = col_of[measures.item_mid[members]]
+        total = x[:, cols].sum(axis=1)
+        count = has[:, cols].sum(axis=1)
+        ok = count >= min_answered[mid]
+        safe = np.maximum(count, 1)
+        big_l = int(denominator[mid])
+        if exact[mid]:
+            x[:, j] = np.where(ok, total * (big_l // safe), 0)
+        else:
+            x[:, j] = np.where(ok, (2 * total * big_l + safe) // (2 * safe), 0)
+        has[:, j] = ok
+    r, a, b = rows_rab
+    frame = pl.DataFrame(
         {
-            "r": row_r[row_selected].astype(np.int32),
-            "a": row_a[row_selected].astype(np.int32),
-            "b": row_b[row_selected].astype(np.int32),
+            "r": r[selected].astype(np.int32),
+            "a": a[selected].astype(np.int32),
+            "b": b[selected].astype(np.int32),
         }
     )
-    return Wide(rows=rows, mids=mids.astype(np.int64), x=wide_x, has=has)
-
-
-def _run_starts(key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    if len(key) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return Wide(rows=frame, mids=mids.astype(np.int64), x=x, has=has)

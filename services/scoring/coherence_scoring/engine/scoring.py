@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from coherence_core.instruments.model import COHERENCE
-from coherence_scoring.engine import cells, describe
+from coherence_scoring.engine import cells, describe, raters
 from coherence_scoring.engine.anonymity import apply_rules
 from coherence_scoring.engine.coherence import coherence_rows
 from coherence_scoring.engine.layout import (
@@ -54,7 +54,6 @@ class _Round:
     measures: Measures
     tree: UnitTree
     data: RespondentData
-    ties: pl.DataFrame
     denominators: pl.DataFrame
 
 
@@ -66,7 +65,6 @@ def _load(inputs: ScoringInput) -> _Round:
         measures=measures,
         tree=tree,
         data=data,
-        ties=cells.ties(data),
         denominators=measures.frame.select("mid", L="denominator"),
     )
 
@@ -77,11 +75,11 @@ def score(inputs: ScoringInput) -> ScoringResult:
     rnd = _load(inputs)
     measures, tree, settings = rnd.measures, rnd.tree, inputs.settings
 
-    tie_moments = cells.tie_groups(rnd.ties, rnd.denominators)
-    raters = cells.rater_means(rnd.ties, tree)
-    unit_moments = cells.unit_groups(
-        rnd.data, rnd.ties, tie_moments, raters, rnd.denominators, tree
+    tie_moments = cells.tie_groups(rnd.data.ties, rnd.denominators, tree.count)
+    rater_moments = raters.rater_groups(
+        rnd.data.ties, tree, rnd.denominators, rnd.data.respondents.height
     )
+    unit_moments = cells.unit_groups(rnd.data, tie_moments, rater_moments, rnd.denominators, tree)
     unit_stats = describe.finalize(unit_moments, cells.UNIT_KEYS).join(
         describe.rwg(rnd.data, measures, tree), on=cells.UNIT_KEYS, how="left"
     )
@@ -149,12 +147,8 @@ def _unit_scores(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
         low_agreement=pl.when(pl.col("rwg").is_not_null()).then(
             pl.col("rwg") < describe.LOW_AGREEMENT
         ),
-    ).with_columns(
-        _hide(["n", "mean", "sd", "ci_low", "ci_high", "rwg", "band", "low_agreement"])
-    )
-    return out.select(
-        pl.col(c).cast(t) for c, t in UNIT_SCORES_SCHEMA.items()
-    ).sort(UNIT_KEYS)
+    ).with_columns(_hide(["n", "mean", "sd", "ci_low", "ci_high", "rwg", "band", "low_agreement"]))
+    return out.select(pl.col(c).cast(t) for c, t in UNIT_SCORES_SCHEMA.items()).sort(UNIT_KEYS)
 
 
 def _tie_scores(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
@@ -171,33 +165,59 @@ def _participation(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
     out = rows.with_columns(
         unit=pl.col("unit").replace_strict(np.arange(tree.count), names)
     ).with_columns(_hide(["respondents", "response_rate"]))
-    return out.select(
-        pl.col(c).cast(t) for c, t in UNIT_PARTICIPATION_SCHEMA.items()
-    ).sort("unit", "rollup")
+    return out.select(pl.col(c).cast(t) for c, t in UNIT_PARTICIPATION_SCHEMA.items()).sort(
+        "unit", "rollup"
+    )
 
 
 def cell_values(inputs: ScoringInput) -> pl.DataFrame:
     """The respondent-level values behind every unit row (before anonymity): unit, scale,
     measure, perspective, rollup, respondent, value — one row per respondent and cell, the value
     the row's statistics are computed from (a score, or a rater's mean of several tie scores).
-    For comparisons between rounds (Welch t-tests); never publish these values."""
+    Sorted by those columns. For comparisons between rounds (Welch t-tests); never publish."""
     rnd = _load(inputs)
-    direct = cells.direct_values(rnd.data, rnd.ties, rnd.tree).join(rnd.denominators, on="mid")
+    direct = cells.direct_values(rnd.data, rnd.tree).join(rnd.denominators, on="mid")
     direct = direct.select(*cells.UNIT_KEYS, "r", value=pl.col("x") / pl.col("L"))
-    raters = cells.rater_means(rnd.ties, rnd.tree).join(rnd.denominators, on="mid")
-    raters = raters.select(
+    per_rater = raters.rater_means(rnd.data.ties, rnd.tree).join(rnd.denominators, on="mid")
+    per_rater = per_rater.select(
         *cells.UNIT_KEYS, "r", value=pl.col("y") / (pl.col("L") * pl.col("m"))
     )
-    names = _measure_names(rnd.measures, rnd.measures.count)
-    values = pl.concat([direct, raters], how="vertical_relaxed").join(names, on="mid")
-    respondent = rnd.data.respondents["respondent"]
-    out = values.with_columns(
-        unit=pl.col("unit").replace_strict(np.arange(rnd.tree.count), _unit_names(rnd.tree)),
-        perspective=pl.col("persp").replace_strict(
-            list(range(len(PERSPECTIVES))), list(PERSPECTIVES)
-        ),
-        respondent=pl.col("r").replace_strict(np.arange(len(respondent)), respondent),
+    values = pl.concat([direct, per_rater], how="vertical_relaxed")
+
+    # sort on integer ranks that order like the published strings (r orders like the ids)
+    names = rnd.measures.frame.select("mid", "scale", "measure")
+    scale_rank = names["scale"].rank("dense").to_numpy().astype(np.int64) - 1
+    measure_rank = names["measure"].rank("dense").to_numpy().astype(np.int64) - 1
+    persp_rank = np.argsort(np.argsort(PERSPECTIVES))
+    mid = values["mid"].to_numpy()
+    r = values["r"].to_numpy().astype(np.int64)
+    parts = [
+        (rnd.tree.external_rank[values["unit"].to_numpy()], rnd.tree.count),
+        (scale_rank[mid], len(scale_rank)),
+        (measure_rank[mid], len(measure_rank)),
+        (persp_rank[values["persp"].to_numpy()], len(PERSPECTIVES)),
+        (values["rollup"].to_numpy().astype(np.int64), 2),
+        (r, rnd.data.respondents.height),
+    ]
+    if np.prod([float(span) for _, span in parts]) < 2**62:
+        key = np.zeros(len(r), dtype=np.int64)
+        for rank, span in parts:
+            key = key * span + rank
+        order = pl.Series(key).arg_sort().to_numpy()
+    else:
+        order = np.lexsort([rank for rank, _ in reversed(parts)])
+    values = values[order]
+    mid = mid[order]
+    respondent = rnd.data.respondents["respondent"].to_numpy()
+    out = pl.DataFrame(
+        {
+            "unit": pl.Series(rnd.tree.external_id, dtype=pl.String).gather(values["unit"]),
+            "scale": names["scale"].gather(mid),
+            "measure": names["measure"].gather(mid),
+            "perspective": pl.Series(PERSPECTIVES, dtype=pl.String).gather(values["persp"]),
+            "rollup": values["rollup"],
+            "respondent": respondent[r[order]],
+            "value": values["value"],
+        }
     )
-    return out.select(pl.col(c).cast(t) for c, t in CELL_VALUES_SCHEMA.items()).sort(
-        [*UNIT_KEYS, "respondent"]
-    )
+    return out.cast(CELL_VALUES_SCHEMA)  # type: ignore[arg-type]

@@ -16,8 +16,9 @@ import polars as pl
 from scipy import stats
 
 from coherence_core.instruments.model import RELATIONAL_CAPACITY, RELATIONAL_LEADERSHIP
+from coherence_scoring.engine.cells import run_starts
 from coherence_scoring.engine.layout import INCOMING, INDEX, MEMBERS, Measures, UnitTree
-from coherence_scoring.engine.respondent import SELF, RespondentData
+from coherence_scoring.engine.respondent import RespondentData, Wide
 
 MIN_CORRELATION_UNITS = 4
 
@@ -65,47 +66,61 @@ def _scale_summary(
     organisation_suppressed: dict[int, bool],
 ) -> dict[str, float | None]:
     mid, denominator = row["mid"], row["denominator"]
-    scores = data.scores.filter(pl.col("mid") == mid)
-    if row["unit_targeted"]:
-        by_unit = scores.filter(pl.col("target") == pl.col("a"))  # the internal tie
-    else:
-        scores = scores.filter(pl.col("target") == SELF)
-        by_unit = scores
-    x = scores["x"].to_numpy()
-    mean = _exact_mean(x, denominator)
+    wide = data.ties if row["unit_targeted"] else data.selves
+    if wide.height == 0 or mid not in wide.mids:
+        return {"mean": None, "alpha": None, "icc1": None, "icc2": None}
+    col = wide.col(mid)
+    present = wide.has[:, col]
+    mean = _exact_mean(wide.x[present, col], denominator)
     if organisation_suppressed.get(mid, False):
         mean = None
-    icc1, icc2 = _icc(by_unit, denominator)
-    return {"mean": mean, "alpha": _alpha(data, measures, row), "icc1": icc1, "icc2": icc2}
+    # ICC: respondent scores by home unit (relational capacity: the internal tie)
+    by_unit = present.copy()
+    if row["unit_targeted"]:
+        by_unit &= wide.column("a") == wide.column("b")
+    icc1, icc2 = _icc(wide.column("a")[by_unit], wide.x[by_unit, col], denominator)
+    items = measures.item_mid[measures.index_mid == mid]
+    columns = [wide.col(int(m)) for m in items]
+    return {"mean": mean, "alpha": _alpha(wide, columns), "icc1": icc1, "icc2": icc2}
 
 
 def _exact_mean(x: np.ndarray, denominator: int) -> float | None:
     if len(x) == 0:
         return None
-    total = pl.Series(x).cast(pl.Int128).sum()
-    return float(int(total) / (len(x) * denominator))
+    return _total(x) / (len(x) * denominator)
 
 
-def _alpha(data: RespondentData, measures: Measures, row: dict[str, Any]) -> float | None:
-    """Cronbach's α over complete cases (respondent, or respondent × target)."""
-    items = np.flatnonzero(measures.index_mid == row["mid"])
-    j = len(items)
+def _square_total(x: np.ndarray) -> int:
+    top = float(np.abs(x).max(initial=0))
+    if top * top * len(x) < 2**62:
+        return int((x * x).sum())
+    as_objects = x.astype(object)
+    return int((as_objects * as_objects).sum())
+
+
+def _total(x: np.ndarray) -> int:
+    """An exact integer sum (Python integers only when int64 could overflow)."""
+    if float(np.abs(x).max(initial=0)) * len(x) < 2**62:
+        return int(x.sum())
+    return int(x.astype(object).sum())
+
+
+def _alpha(wide: Wide, columns: list[int]) -> float | None:
+    """Cronbach's α over complete cases (respondents, or respondent × target ties)."""
+    j = len(columns)
     if j < 2:
         return None
-    answers = data.answers.filter(pl.col("item").is_in(items.tolist()))
-    complete = answers.group_by("r", "target").agg(pl.len().alias("c")).filter(pl.col("c") == j)
-    cases = answers.join(complete.select("r", "target"), on=["r", "target"], how="semi")
-    n_cases = complete.height
+    complete = wide.has[:, columns].all(axis=1)
+    values = wide.x[complete][:, columns]  # items: the scored value itself
+    n_cases = len(values)
     if n_cases < 2:
         return None
-    v = pl.col("v").cast(pl.Int64)
-    per_item = cases.group_by("item").agg(s1=v.sum(), s2=(v * v).sum()).sort("item")
     item_var = sum(
-        _variance(n_cases, int(s1), int(s2))
-        for s1, s2 in zip(per_item["s1"], per_item["s2"], strict=True)
+        _variance(n_cases, int(values[:, c].sum()), int((values[:, c] ** 2).sum()))
+        for c in range(j)
     )
-    totals = cases.group_by("r", "target").agg(t=v.sum())["t"].cast(pl.Int64)
-    total_var = _variance(n_cases, int(totals.sum()), int((totals * totals).sum()))
+    totals = values.sum(axis=1)
+    total_var = _variance(n_cases, int(totals.sum()), int((totals**2).sum()))
     if total_var == 0:
         return None
     return j / (j - 1) * (1.0 - item_var / total_var)
@@ -116,21 +131,22 @@ def _variance(n: int, s1: int, s2: int) -> float:
     return (n * s2 - s1 * s1) / (n * (n - 1))
 
 
-def _icc(by_unit: pl.DataFrame, denominator: int) -> tuple[float | None, float | None]:
+def _icc(unit: np.ndarray, x: np.ndarray, denominator: int) -> tuple[float | None, float | None]:
     """ICC(1), ICC(2) of a one-way ANOVA by home unit over units with ≥ 2 scores."""
-    x = pl.col("x").cast(pl.Int128)
-    units = (
-        by_unit.group_by("a")
-        .agg(n=pl.len().cast(pl.Int64), s1=x.sum(), s2=(x * x).sum())
-        .filter(pl.col("n") >= 2)
-        .sort("a")
-    )
-    g = units.height
+    order = np.argsort(unit, kind="stable")
+    starts = run_starts(unit[order])
+    sizes = np.diff(np.r_[starts, len(order)])
+    groups = [
+        x[order[start : start + size]]
+        for start, size in zip(starts, sizes, strict=True)
+        if size >= 2
+    ]
+    g = len(groups)
     if g < 2:
         return None, None
-    n_j = [int(v) for v in units["n"]]
-    s1 = [int(v) for v in units["s1"]]
-    s2 = [int(v) for v in units["s2"]]
+    n_j = [len(v) for v in groups]
+    s1 = [_total(v) for v in groups]
+    s2 = [_square_total(v) for v in groups]
     total_n = sum(n_j)
     grand = sum(s1) / (total_n * denominator)
     ssw = sum((n * b - a * a) / (n * denominator**2) for n, a, b in zip(n_j, s1, s2, strict=True))
@@ -157,9 +173,10 @@ def _network(
     data: RespondentData, tree: UnitTree, scale: dict[str, Any], tie_rows: pl.DataFrame
 ) -> dict[str, Any]:
     mid, denominator = scale["mid"], scale["denominator"]
-    ties = data.scores.filter((pl.col("mid") == mid) & (pl.col("target") != SELF))
-    internal = ties.filter(pl.col("target") == pl.col("a"))["x"].to_numpy()
-    external = ties.filter(pl.col("target") != pl.col("a"))["x"].to_numpy()
+    ties = data.ties
+    present = ties.has[:, ties.col(mid)] if mid in ties.mids else np.zeros(ties.height, bool)
+    a, b = ties.column("a")[present], ties.column("b")[present]
+    x = ties.x[present, ties.col(mid)] if present.any() else np.zeros(0, dtype=np.int64)
 
     published = tie_rows.filter(
         (pl.col("mid") == mid) & ~pl.col("suppressed") & (pl.col("from") != pl.col("to"))
@@ -167,7 +184,6 @@ def _network(
     count = published.height
     strong = published.filter(pl.col("band") == "strong").height
     weak = published.filter(pl.col("band") == "weak").height
-
     forward = published.select("from", "to", "mean").filter(pl.col("from") < pl.col("to"))
     backward = published.select(
         pl.col("to").alias("from"), pl.col("from").alias("to"), pl.col("mean").alias("back")
@@ -175,19 +191,12 @@ def _network(
     pairs = forward.join(backward, on=["from", "to"]).sort("from", "to")
     gaps = (pairs["mean"] - pairs["back"]).abs().to_numpy()
 
-    rated = (
-        ties.filter(pl.col("target") != pl.col("a"))
-        .select(
-            lo=pl.min_horizontal("a", "target"),
-            hi=pl.max_horizontal("a", "target"),
-        )
-        .unique()
-        .height
-    )
     n_units = tree.count
+    external = a != b
+    rated = len(np.unique(np.minimum(a, b)[external] * n_units + np.maximum(a, b)[external]))
     return {
-        "within_mean": _exact_mean(internal, denominator),
-        "between_mean": _exact_mean(external, denominator),
+        "within_mean": _exact_mean(x[~external], denominator),
+        "between_mean": _exact_mean(x[external], denominator),
         "strong_share": strong / count if count else None,
         "weak_share": weak / count if count else None,
         "reciprocity_gap": float(np.sum(gaps) / len(gaps)) if len(gaps) else None,

@@ -1,0 +1,154 @@
+"""The round summary: scale means, Cronbach's α, ICC(1)/ICC(2), network statistics, the
+leadership–collaboration correlation and the response rate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from coherence_core.instruments import InstrumentDefinition
+from coherence_scoring.engine import score
+from tests.scoring.engine.builders import RC, RL, Round, same
+
+
+def test_network_statistics() -> None:
+    rnd = Round()
+    for unit in ("A", "B", "C", "D"):
+        rnd.unit(unit)
+    rnd.people_in("A", 3, about={"A": same(RC, 4), "B": same(RC, 5)})
+    rnd.people_in("B", 3, about={"B": same(RC, 3), "A": same(RC, 3)})
+    rnd.people_in("C", 3, about={"C": same(RC, 2), "A": same(RC, 4)})
+    summary = score(rnd.inputs(k=3)).summary
+    assert summary["network"] == {
+        "within_mean": 3.0,  # 4, 3, 2 three times each
+        "between_mean": 4.0,  # 5, 3, 4 three times each
+        "strong_share": 1 / 3,  # A→B of A→B, B→A, C→A
+        "weak_share": 1 / 3,  # B→A
+        "reciprocity_gap": 2.0,  # |5 − 3|
+        "holes": 4,  # of 6 pairs only {A, B} and {A, C} are rated
+    }
+    capacity = summary["scales"]["relational_capacity"]
+    assert capacity["mean"] == 63 / 18
+    assert capacity["alpha"] == pytest.approx(1.0)  # 9 identical items
+    assert (capacity["icc1"], capacity["icc2"]) == (1.0, 1.0)  # no variance within units
+
+
+def test_icc_from_a_one_way_anova_by_home_unit() -> None:
+    rnd = Round()
+    for unit in ("a", "b", "c"):
+        rnd.unit(unit)
+    for v in (1, 2, 3):
+        rnd.person("a", same(RL, v))
+    for v in (3, 4, 5):
+        rnd.person("b", same(RL, v))
+    rnd.person("c", same(RL, 5))  # a unit with one respondent is left out
+    leadership = score(rnd.inputs(k=3)).summary["scales"]["relational_leadership"]
+    # grand mean 3; MSB = (3·1 + 3·1) / 1 = 6; MSW = (2 + 2) / 4 = 1; k̄ = (6 − 18/6) / 1 = 3
+    assert leadership["icc1"] == pytest.approx((6 - 1) / (6 + 2 * 1))
+    assert leadership["icc2"] == pytest.approx((6 - 1) / 6)
+    assert leadership["mean"] == pytest.approx((6 + 12 + 5) / 7)
+
+
+def _three_items() -> InstrumentDefinition:
+    text = {"en": "Statement."}
+    return InstrumentDefinition.model_validate(
+        {
+            "key": "three",
+            "name": {"en": "Three items"},
+            "scales": [
+                {
+                    "key": "climate",
+                    "targeting": "self",
+                    "items": [{"key": k, "text": text} for k in ("i1", "i2", "i3")],
+                }
+            ],
+        }
+    )
+
+
+def test_cronbach_alpha_over_complete_cases() -> None:
+    rnd = Round(instrument=_three_items())
+    rnd.unit("u")
+    for answers in ((1, 2, 3), (2, 3, 3), (3, 4, 5), (4, 4, 5)):
+        rnd.person("u", dict(zip(("i1", "i2", "i3"), answers, strict=True)))
+    rnd.person("u", {"i1": 5, "i2": 1, "i3": None})  # incomplete: not a case
+    summary = score(rnd.inputs(k=3)).summary
+    # item variances 5/3, 11/12, 4/3; totals 6, 8, 12, 13 → variance 131/12
+    assert summary["scales"]["climate"]["alpha"] == pytest.approx(1.5 * (1 - 47 / 131))
+    assert summary["network"] is None
+    assert summary["leadership_collaboration"] is None
+
+
+def _correlation_round(leadership: list[int], incoming: list[int]) -> Round:
+    rnd = Round()
+    rnd.unit("raters")
+    names = [f"u{i}" for i in range(len(leadership))]
+    for name, rl in zip(names, leadership, strict=True):
+        rnd.unit(name)
+        rnd.people_in(name, 3, same(RL, rl))
+    rnd.people_in("raters", 3, about={n: same(RC, v) for n, v in zip(names, incoming, strict=True)})
+    return rnd
+
+
+def test_leadership_collaboration_correlation() -> None:
+    result = score(_correlation_round([3, 4, 4, 5], [2, 3, 5, 4]).inputs(k=3)).summary
+    found = result["leadership_collaboration"]
+    # deviations (−1, 0, 0, 1) and (−1.5, −0.5, 1.5, 0.5): r = 2 / √(2 · 5)
+    r = 2 / math.sqrt(10)
+    p = 2 * stats.t.sf(r * math.sqrt(2 / (1 - r * r)), 2)
+    assert found["n_units"] == 4
+    assert found["pearson_r"] == pytest.approx(r)
+    assert found["pearson_p"] == pytest.approx(p)
+    # ranks (1, 2.5, 2.5, 4) and (1, 2, 4, 3): ρ = 3 / √(4.5 · 5), the same value here
+    assert found["spearman_rho"] == pytest.approx(3 / math.sqrt(22.5))
+    assert found["spearman_p"] == pytest.approx(p)
+
+
+def test_correlation_needs_four_units() -> None:
+    result = score(_correlation_round([3, 4, 5], [2, 3, 5]).inputs(k=3)).summary
+    assert result["leadership_collaboration"] is None
+
+
+def test_correlation_is_null_without_variance() -> None:
+    found = score(_correlation_round([4, 4, 4, 4], [2, 3, 5, 4]).inputs(k=3)).summary[
+        "leadership_collaboration"
+    ]
+    assert found == {
+        "pearson_r": None,
+        "pearson_p": None,
+        "spearman_rho": None,
+        "spearman_p": None,
+        "n_units": 4,
+    }
+
+
+def test_response_rate_over_units_with_a_headcount() -> None:
+    rnd = Round()
+    rnd.unit("a", headcount=10)
+    rnd.unit("b")
+    rnd.unit("c", headcount=6)
+    rnd.people_in("a", 3, same(RL, 4))
+    rnd.people_in("b", 4, same(RL, 4))
+    rnd.people_in("c", 3, same(RL, 4))
+    result = score(rnd.inputs(k=3))
+    assert result.summary["respondents"] == 10
+    assert result.summary["response_rate"] == 6 / 16
+    rates = dict(
+        zip(result.participation["unit"], result.participation["response_rate"], strict=True)
+    )
+    assert rates == {"a": 0.3, "b": None, "c": 0.5}
+
+
+def test_rollup_participation_sums_the_subtree() -> None:
+    rnd = Round()
+    rnd.unit("p", headcount=2)
+    rnd.unit("a", "p", headcount=8)
+    rnd.unit("b", "p")
+    rnd.people_in("a", 4, same(RL, 4))
+    rnd.people_in("b", 3, same(RL, 4))
+    result = score(rnd.inputs(k=3))
+    rollup = result.participation.filter(unit="p", rollup=True).row(0, named=True)
+    assert (rollup["respondents"], rollup["headcount"], rollup["response_rate"]) == (7, None, None)
+    assert result.summary["response_rate"] == 4 / 10

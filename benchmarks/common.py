@@ -116,6 +116,13 @@ class Timed:
         return f"{fmt_s(self.best)} (runs: {', '.join(fmt_s(r) for r in self.runs)})"
 
 
+def timed(function: Callable[[], object]) -> float:
+    """Seconds one call takes."""
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
 def best_of(n: int, function: Callable[[], object]) -> Timed:
     runs = []
     for _ in range(n):
@@ -164,7 +171,18 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         self.end = self._rss()
-        self.peak = max(self.peak, self.end)
+        self.peak = max(self.peak, self.end, self.high_water_mark())
+
+    def high_water_mark(self) -> int:
+        """The kernel's peak RSS of the process (VmHWM), which sampling can miss; 0 if unknown."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
 
     @property
     def delta(self) -> int:
@@ -245,6 +263,9 @@ class Goal:
 
 
 def print_summary(goals: list[Goal]) -> None:
+    if not goals:
+        print("\n### Summary\n\nNo goals measured in this run.\n")
+        return
     print_table(
         "Summary",
         ["measure", "value", "baseline", "ratio", "goal", "met"],

@@ -16,13 +16,15 @@ taken, so every measurement starts from the same table state.
 
 Memory per request: a fresh server, one small warm-up request, then the largest batch allowed
 (`COHERENCE_MAX_BATCH_RESPONSES` responses, within `COHERENCE_MAX_BODY_BYTES`) while the server's
-RSS is sampled every 2 ms.
+RSS is sampled every 2 ms; the peak is the larger of the samples and the server's VmHWM (its
+lifetime peak, which on a fresh server is this request's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
 import subprocess
@@ -67,6 +69,8 @@ from coherence_core.synthetic import (
 BATCH_RESPONSES = 200
 CONCURRENCY = 4
 N_UNITS = 120
+PATHS = ("rest", "copy_batched", "copy_single", "orm")
+ORM_ORGANISATION = uuid.UUID(int=0)  # `answer` has no foreign keys
 ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", "item_idx", "value")
 
 
@@ -74,13 +78,13 @@ ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", 
 class Plan:
     respondents: int
     orm_answers: int  # the ORM baseline's subset
-    copy_repeats: int
+    repeats: int  # every path is run this many times; the best run counts
 
     @classmethod
     def for_run(cls, quick: bool) -> Plan:
         if quick:
-            return cls(respondents=2_000, orm_answers=5_000, copy_repeats=2)
-        return cls(respondents=10_000, orm_answers=20_000, copy_repeats=3)
+            return cls(respondents=2_000, orm_answers=5_000, repeats=2)
+        return cls(respondents=10_000, orm_answers=20_000, repeats=3)
 
 
 # ------------------------------------------------------------------------------------ the server
@@ -95,8 +99,16 @@ class Server:
 
 
 @contextlib.contextmanager
-def api_server(config: BenchConfig, *, max_body_bytes: int, max_batch: int) -> Iterator[Server]:
-    """`coherence api` (uvicorn, as deployed) in a subprocess; stopped with SIGTERM."""
+def api_server(
+    config: BenchConfig,
+    *,
+    max_body_bytes: int,
+    max_batch: int,
+    launcher: tuple[str, ...] = ("-m", "coherence_core.cli"),
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """`coherence api` (uvicorn, as deployed) in a subprocess; stopped with SIGTERM.
+    `launcher` replaces `-m coherence_core.cli` (for instrumented runs, see profile_ingest.py)."""
     port = free_port()
     token = "bench-operator-" + secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="coherence-bench-") as scratch:
@@ -110,11 +122,12 @@ def api_server(config: BenchConfig, *, max_body_bytes: int, max_batch: int) -> I
             "COHERENCE_LOG_LEVEL": "warning",
             "COHERENCE_MAX_BODY_BYTES": str(max_body_bytes),
             "COHERENCE_MAX_BATCH_RESPONSES": str(max_batch),
+            **(extra_env or {}),
         }
         log_path = Path(scratch) / "api.log"
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "coherence_core.cli", "api", "--port", str(port)],
+                [sys.executable, *launcher, "api", "--port", str(port)],
                 env=env,
                 cwd=scratch,  # no stray .env
                 stdout=log_file,
@@ -345,11 +358,33 @@ async def orm_insert(config: BenchConfig, batches: list[list[tuple[Any, ...]]]) 
 @dataclass(frozen=True)
 class Throughput:
     answers: int
-    seconds: float
+    runs: list[float]  # seconds per repetition; the best counts
+
+    @property
+    def seconds(self) -> float:
+        return min(self.runs)
 
     @property
     def rate(self) -> float:
         return self.answers / self.seconds
+
+
+def orm_subset(
+    org: SyntheticOrg, batches: list[tuple[range, int]], answers: int, round_id: uuid.UUID
+) -> list[list[tuple[Any, ...]]]:
+    """Whole respondents from the start until `answers` is reached, in the same batches."""
+    subset: list[list[tuple[Any, ...]]] = []
+    taken = 0
+    for respondents, _ in batches:
+        if taken >= answers:
+            break
+        rows = answer_records(org, respondents, ORM_ORGANISATION, round_id)
+        if taken + len(rows) > answers:
+            last = rows[answers - taken - 1][2]
+            rows = [row for row in rows if row[2] <= last]
+        subset.append(rows)
+        taken += len(rows)
+    return subset
 
 
 async def measure_throughput(config: BenchConfig, plan: Plan) -> dict[str, Throughput]:
@@ -360,8 +395,8 @@ async def measure_throughput(config: BenchConfig, plan: Plan) -> dict[str, Throu
     batches = answer_batches(org, BATCH_RESPONSES)
     bodies = [orjson.dumps(b) for b in to_api_batches(org, batch_size=BATCH_RESPONSES)]
     total = sum(n for _, n in batches)
+    repeats = plan.repeats
     settings = Settings()
-    out: dict[str, Throughput] = {}
     with api_server(
         config, max_body_bytes=settings.max_body_bytes, max_batch=settings.max_batch_responses
     ) as server:
@@ -373,58 +408,54 @@ async def measure_throughput(config: BenchConfig, plan: Plan) -> dict[str, Throu
             organisation = await new_organisation(client, server, org)
             organization_id = organisation[0]
             warmup = await open_round(client, organisation, "warm-up")
-            rest = await open_round(client, organisation, "ingest")
+            rounds = [await open_round(client, organisation, f"ingest {i}") for i in range(repeats)]
             log("ingest: warm-up (the first batches, into a round of their own)")
             await post_batches(client, warmup, bodies[:CONCURRENCY], CONCURRENCY)
             await reset_table(config, [warmup.round_id])
 
+            # every repetition runs each path once, in turn, so background load falls on all
             copy_round = uuid.uuid4()  # `answer` has no foreign keys: any round id will do
             records = [answer_records(org, r, organization_id, copy_round) for r, _ in batches]
-            runs = []
-            for _ in range(plan.copy_repeats):
-                runs.append(await copy_batched(config, records, CONCURRENCY))
-                await reset_table(config, [copy_round])
-            out["copy_batched"] = Throughput(total, min(runs))
             flat = [row for batch in records for row in batch]
-            runs = []
-            for _ in range(plan.copy_repeats):
-                runs.append(await copy_single(config, flat))
+            # The prepared rows are long-lived: keep them out of this process's collections,
+            # which would otherwise slow down the in-process baselines (the ORM path above all).
+            gc.collect()
+            gc.freeze()
+            runs: dict[str, list[float]] = {k: [] for k in PATHS}
+            orm_answers = 0
+            for i, target in enumerate(rounds):
+                log(f"ingest: run {i + 1} of {repeats}")
+                runs["copy_batched"].append(await copy_batched(config, records, CONCURRENCY))
                 await reset_table(config, [copy_round])
-            out["copy_single"] = Throughput(total, min(runs))
-            del records, flat
-            log(f"ingest: COPY {fmt_rate(out['copy_batched'].rate)} batched")
+                runs["copy_single"].append(await copy_single(config, flat))
+                await reset_table(config, [copy_round])
 
-            log(f"ingest: REST, {len(bodies)} batches of {BATCH_RESPONSES}, {CONCURRENCY} at once")
-            seconds = await post_batches(client, rest, bodies, CONCURRENCY)
-            stored, respondents = await count_round(config, rest.round_id)
-            if (stored, respondents) != (total, org.n_respondents):
-                raise RuntimeError(f"REST stored {stored} answers of {respondents} respondents")
-            out["rest"] = Throughput(total, seconds)
-            await reset_table(config, [rest.round_id])
-            log(f"ingest: REST {fmt_rate(out['rest'].rate)}")
+                runs["rest"].append(await post_batches(client, target, bodies, CONCURRENCY))
+                stored, respondents = await count_round(config, target.round_id)
+                if (stored, respondents) != (total, org.n_respondents):
+                    raise RuntimeError(f"REST stored {stored} answers of {respondents} respondents")
+                await reset_table(config, [target.round_id])
 
-    orm_round = uuid.uuid4()
-    subset: list[list[tuple[Any, ...]]] = []
-    taken = 0
-    for respondents_range, _ in batches:
-        if taken >= plan.orm_answers:
-            break
-        # whole respondents until the subset is reached, grouped in the same batches
-        rows = answer_records(org, respondents_range, organization_id, orm_round)
-        cut = len(rows)
-        if taken + len(rows) > plan.orm_answers:
-            last = rows[plan.orm_answers - taken - 1][2]
-            cut = max(i for i, row in enumerate(rows) if row[2] == last) + 1
-        subset.append(rows[:cut])
-        taken += cut
-    log(f"ingest: ORM, {taken:,} answers")
-    seconds = await orm_insert(config, subset)
-    stored, _ = await count_round(config, orm_round)
-    if stored != taken:
-        raise RuntimeError(f"ORM stored {stored} answers of {taken}")
-    out["orm"] = Throughput(taken, seconds)
-    await reset_table(config, [orm_round])
-    return out
+                orm_round = uuid.uuid4()
+                subset = orm_subset(org, batches, plan.orm_answers, orm_round)
+                orm_answers = sum(len(b) for b in subset)
+                runs["orm"].append(await orm_insert(config, subset))
+                stored, _ = await count_round(config, orm_round)
+                if stored != orm_answers:
+                    raise RuntimeError(f"ORM stored {stored} answers of {orm_answers}")
+                await reset_table(config, [orm_round])
+                log(
+                    "ingest: "
+                    + ", ".join(
+                        f"{k} {fmt_rate(n / runs[k][-1])}"
+                        for k, n in (("rest", total), ("copy_batched", total), ("orm", orm_answers))
+                    )
+                )
+    gc.unfreeze()
+    return {
+        name: Throughput(orm_answers if name == "orm" else total, times)
+        for name, times in runs.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -493,9 +524,8 @@ async def run(config: BenchConfig) -> list[Goal]:
     copy = results[copy_name]
     descriptions = {
         "rest": f"REST: JSON batches of {BATCH_RESPONSES} respondents, {CONCURRENCY} connections",
-        "copy_batched": f"asyncpg COPY, same batches, {CONCURRENCY} connections "
-        f"(best of {plan.copy_repeats})",
-        "copy_single": f"asyncpg COPY, one COPY, 1 connection (best of {plan.copy_repeats})",
+        "copy_batched": f"asyncpg COPY: the same batches, {CONCURRENCY} connections",
+        "copy_single": "asyncpg COPY: everything in one COPY, 1 connection",
         "orm": "SQLAlchemy ORM: session.add per row, commit per batch, 1 connection",
     }
     rows = [
@@ -503,16 +533,19 @@ async def run(config: BenchConfig) -> list[Goal]:
             descriptions[k],
             fmt_int(results[k].answers),
             fmt_s(results[k].seconds),
+            ", ".join(fmt_s(r) for r in results[k].runs),
             fmt_rate(results[k].rate),
             f"{rest.rate / results[k].rate:.2f}×" if k != "rest" else "",
         ]
-        for k in ("rest", "copy_batched", "copy_single", "orm")
+        for k in PATHS
     ]
     print_table(
         f"Ingest: {plan.respondents:,} respondents, answers through to committed transactions",
-        ["path", "answers", "time", "rate", "REST / this"],
+        ["path", "answers", "best", "runs", "rate (best)", "REST / this"],
         rows,
-        note=f"COPY baseline for the summary: the faster COPY ({descriptions[copy_name]}).",
+        note=f"Best of {plan.repeats} runs each, the paths taking turns, every run starting from "
+        "the same table state (rows of the previous run deleted, VACUUM, CHECKPOINT). "
+        f"COPY baseline in the summary: the faster COPY ({descriptions[copy_name]}).",
     )
     print_table(
         "Ingest: memory per request, the largest accepted body",

@@ -56,6 +56,9 @@ def engine_available() -> str | None:
 
 def print_environment(config: BenchConfig) -> None:
     memory = psutil.virtual_memory().total
+    load = os.getloadavg()
+    if load[0] > 0.5:
+        log(f"the machine is busy (load {load[0]:.2f}): timings will be noisy")
     print_table(
         "Environment",
         ["item", "value"],
@@ -65,6 +68,7 @@ def print_environment(config: BenchConfig) -> None:
             ["polars / pandas", f"{pl.__version__} / {pd.__version__}"],
             ["CPUs / RAM", f"{os.cpu_count()} / {memory / 2**30:.0f} GiB"],
             ["PostgreSQL", asyncio.run(server_version(config.dsn))],
+            ["load average at start (1/5/15 min)", " / ".join(f"{x:.2f}" for x in load)],
             ["date", time.strftime("%Y-%m-%d %H:%M:%S %Z")],
         ],
     )

@@ -52,11 +52,20 @@ async def submit_responses(
     idempotency: IdempotencyDep,
 ) -> Response:
     """Validates the whole batch against the round's instrument and frozen units, then stores
-    it atomically: either every response is stored or none is. A respondent sending again
-    replaces their earlier submission in this round; a respondent twice in one batch is a 422.
-    Respondent ids are stored only as a keyed hash. Limits: the body size limit
-    (`COHERENCE_MAX_BODY_BYTES`, 32 MiB by default) and `COHERENCE_MAX_BATCH_RESPONSES`
-    (5,000 by default) responses per batch."""
+    it atomically: either every response is stored or none is.
+
+    Bodies: `application/json` (`{"responses": [...]}`), `application/x-ndjson` (one response
+    per line) or `text/csv` (header `respondent,unit,target,item,value`, one answer per row, the
+    rows of one respondent together; empty `target` for items asked once, empty `value` for
+    "don't know"). All three are validated by one code path and stored identically.
+
+    Any invalid response gives one 422 problem listing every error (up to 1,000; the rest are
+    counted in `errors_truncated`), each with a JSON pointer, or a `line` (and `pointer` within
+    it for NDJSON, `column` for CSV). A respondent sending again replaces their earlier
+    submission in this round; a respondent twice in one batch is a 422. Respondent ids are
+    stored only as a keyed hash. A closed round answers 409. Limits: the body size limit
+    (`COHERENCE_MAX_BODY_BYTES`, 32 MiB by default; 413) and `COHERENCE_MAX_BATCH_RESPONSES`
+    (5,000 by default; 422). Send `Idempotency-Key` to make retries safe."""
     settings = state.settings
     body = await parsing.read_body(request, max_bytes=settings.max_body_bytes)
     replay = await idempotency.claim(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,6 +36,16 @@ Errors are RFC 9457 `application/problem+json`, with a JSON pointer per invalid 
 """
 
 
+def tune_garbage_collector() -> None:
+    """Ingest allocates many short-lived containers (parsed JSON); with the default thresholds
+    the collector rescans the long-lived heap (modules, app, caches) over and over. Freezing
+    what exists after start-up and collecting the young generation less often removes most of
+    that cost without changing what gets collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def redis_client(url: str) -> Redis:
     return Redis.from_url(url)
 
@@ -60,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             admin_token=settings.admin_token,
             hasher=RespondentHasher(settings.secret_key),
         )
+        tune_garbage_collector()
         try:
             yield
         finally:

@@ -6,12 +6,15 @@ for one round overlap until their last statement, and a batch racing a close get
 
 from __future__ import annotations
 
+import io
 import uuid
 
+import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.errors import Conflict, InvalidInput, NotFound
+from coherence_api.responses.copy import COLUMNS, encode_answers
 from coherence_api.responses.schemas import ResponsesAccepted
 from coherence_api.responses.validation import RawResponse, RoundContext, validate_batch
 from coherence_core.db.bulk import raw_connection
@@ -19,8 +22,6 @@ from coherence_core.db.models import Round, RoundUnit
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.jobs import record_score_round
 from coherence_core.security import RespondentHasher
-
-ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", "item_idx", "value")
 
 _UPSERT_RESPONDENTS = """
 INSERT INTO respondent (organization_id, round_id, respondent_hash, unit_idx, submitted_at)
@@ -66,11 +67,12 @@ async def accept_batch(
         raise NotFound(f"No round {round_id}.")
     if row.status != "open":
         raise Conflict(f"Round {round_id} is closed; it accepts no more responses.")
-    submissions, errors = validate_batch(raws, await round_context(session, row))
-    if errors:
+    batch, errors = validate_batch(raws, await round_context(session, row))
+    if batch is None:
         raise InvalidInput(
             f"{len(errors)} error(s) in the batch; nothing was stored", errors=errors
         )
+    submissions = batch.submissions
     organization_id = row.organization_id
     key = hasher.organization_key(organization_id)
     connection = await raw_connection(session)
@@ -92,14 +94,15 @@ async def accept_batch(
                 round_id,
                 replaced_ids,
             )
-        records = [
-            (organization_id, round_id, respondent_id, target, item, value)
-            for respondent_id, submission in zip(ids, submissions, strict=True)
-            for target, item, value in submission.answers
-        ]
-        if records:
-            await connection.copy_records_to_table(
-                "answer", records=records, columns=ANSWER_COLUMNS
+        if len(batch.answers):
+            payload = encode_answers(
+                batch.answers,
+                np.asarray(ids, dtype=np.int64),
+                organization_id=organization_id,
+                round_id=round_id,
+            )
+            await connection.copy_to_table(
+                "answer", source=io.BytesIO(payload), columns=COLUMNS, format="binary"
             )
     version = (
         await session.execute(

@@ -57,8 +57,28 @@ class RawResponse:
 class Submission:
     respondent: str
     unit_idx: int
-    #: (target_idx or NO_TARGET, item_idx, value or None)
-    answers: list[tuple[int, int, int | None]] = field(default_factory=list)
+
+
+@dataclass
+class AnswerColumns:
+    """Every answer of a batch as flat columns (cheap to build, and encoded for COPY in bulk).
+
+    `respondent` is the position of the answer's submission in the batch; `value` is None for
+    "don't know"."""
+
+    respondent: list[int] = field(default_factory=list)
+    target: list[int] = field(default_factory=list)
+    item: list[int] = field(default_factory=list)
+    value: list[int | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+
+@dataclass
+class ValidBatch:
+    submissions: list[Submission]
+    answers: AnswerColumns
 
 
 class BatchErrors:
@@ -78,55 +98,56 @@ def json_locator(*prefix: object) -> Locator:
     return locate
 
 
-def _check_value(
-    value: Any, rule: ItemRule, errors: BatchErrors, location: dict[str, Any]
-) -> int | None:
-    if value is None:
-        return None
+def _value_error(value: Any, rule: ItemRule) -> str:
     if isinstance(value, bool) or not isinstance(value, int):
-        errors.add(location, f"must be an integer or null, not {type(value).__name__}")
-        return None
-    if value not in rule.accepted:
-        low, high = min(rule.accepted), max(rule.accepted)
-        errors.add(location, f"{value} is outside the item's range {low}..{high}")
-        return None
-    return value
+        return f"must be an integer or null, not {type(value).__name__}"
+    low, high = min(rule.accepted), max(rule.accepted)
+    return f"{value} is outside the item's range {low}..{high}"
 
 
 def _check_items(
     items: Any,
     *,
+    position: int,
     target_idx: int,
     context: RoundContext,
     errors: BatchErrors,
     locate: Locator,
     path: tuple[object, ...],
-    out: list[tuple[int, int, int | None]],
+    out: AnswerColumns,
 ) -> None:
+    """Append the valid answers to `out`; locations are built only for errors (the hot loop)."""
     if not isinstance(items, dict):
         errors.add(locate(*path), "must be an object of item → value")
         return
     per_target = target_idx != NO_TARGET
+    rules = context.items
     for key, value in items.items():
-        rule = context.items.get(key)
-        where = locate(*path, key)
-        if rule is None:
-            errors.add(where, f"unknown item '{key}'")
-        elif rule.per_target != per_target:
+        rule = rules.get(key)
+        if (
+            rule is not None
+            and rule.per_target is per_target
+            and (value is None or (type(value) is int and value in rule.accepted))
+        ):
+            out.respondent.append(position)
+            out.target.append(target_idx)
+            out.item.append(rule.index)
+            out.value.append(value)
+        elif rule is None:
+            errors.add(locate(*path, key), f"unknown item '{key}'")
+        elif rule.per_target is not per_target:
             errors.add(
-                where,
+                locate(*path, key),
                 f"item '{key}' is asked per target unit: send it under 'about'"
                 if rule.per_target
                 else f"item '{key}' is asked once: send it under 'answers'",
             )
         else:
-            checked = _check_value(value, rule, errors, where)
-            if value is None or checked is not None:
-                out.append((target_idx, rule.index, checked))
+            errors.add(locate(*path, key), _value_error(value, rule))
 
 
 def _check_response(
-    raw: RawResponse, context: RoundContext, errors: BatchErrors
+    raw: RawResponse, position: int, context: RoundContext, errors: BatchErrors, out: AnswerColumns
 ) -> Submission | None:
     data, locate = raw.data, raw.locate
     if not isinstance(data, dict):
@@ -146,16 +167,16 @@ def _check_response(
         errors.add(locate("unit"), "required: the home unit's external id (a string)")
     elif unit_idx is None:
         errors.add(locate("unit"), f"unit '{unit}' is not in this round")
-    answers: list[tuple[int, int, int | None]] = []
     if data.get("answers") is not None:
         _check_items(
             data["answers"],
+            position=position,
             target_idx=NO_TARGET,
             context=context,
             errors=errors,
             locate=locate,
             path=("answers",),
-            out=answers,
+            out=out,
         )
     about = data.get("about")
     if about is not None and not isinstance(about, dict):
@@ -168,27 +189,28 @@ def _check_response(
                 continue
             _check_items(
                 items,
+                position=position,
                 target_idx=target_idx,
                 context=context,
                 errors=errors,
                 locate=locate,
                 path=("about", target),
-                out=answers,
+                out=out,
             )
     if len(errors.errors) > before or unit_idx is None or not isinstance(respondent, str):
         return None
-    return Submission(respondent=respondent, unit_idx=unit_idx, answers=answers)
+    return Submission(respondent=respondent, unit_idx=unit_idx)
 
 
 def validate_batch(
     raws: Sequence[RawResponse], context: RoundContext
-) -> tuple[list[Submission], list[dict[str, Any]]]:
-    """(submissions, []) when the batch is valid, else ([], every error found)."""
+) -> tuple[ValidBatch | None, list[dict[str, Any]]]:
+    """(the valid batch, []) when every response is valid, else (None, every error found)."""
     errors = BatchErrors()
     submissions: list[Submission] = []
+    answers = AnswerColumns()
     first_seen: dict[str, int] = {}
     for i, raw in enumerate(raws):
-        submission = _check_response(raw, context, errors)
         respondent = raw.data.get("respondent") if isinstance(raw.data, dict) else None
         if isinstance(respondent, str):
             if respondent in first_seen:
@@ -199,8 +221,9 @@ def validate_batch(
                 )
                 continue
             first_seen[respondent] = i
-        if submission is not None:
+        submission = _check_response(raw, len(submissions), context, errors, answers)
+        if submission is not None and not errors.errors:
             submissions.append(submission)
     if errors.errors:
-        return [], errors.errors
-    return submissions, []
+        return None, errors.errors
+    return ValidBatch(submissions=submissions, answers=answers), []

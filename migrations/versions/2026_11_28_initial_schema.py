@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e66a71cb4e85
+Revision ID: 7eab02e1f403
 Revises: 
-Create Date: 2026-11-28 14:31:09.894784
+Create Date: 2026-11-28 15:22:41.831065
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'e66a71cb4e85'
+revision: str = '7eab02e1f403'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -38,6 +38,58 @@ def upgrade() -> None:
     sa.CheckConstraint('min_group_size >= 3', name=op.f('ck_organization_min_group_size_at_least_3')),
     sa.CheckConstraint('weak_below <= strong_above', name=op.f('ck_organization_bands_ordered')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organization'))
+    )
+    op.create_table('tie_score',
+    sa.Column('scale', sa.String(length=64), nullable=False),
+    sa.Column('measure', sa.String(length=64), nullable=False),
+    sa.Column('from_unit', sa.String(length=200), nullable=False),
+    sa.Column('to_unit', sa.String(length=200), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=True),
+    sa.Column('mean', sa.Float(), nullable=True),
+    sa.Column('sd', sa.Float(), nullable=True),
+    sa.Column('ci_low', sa.Float(), nullable=True),
+    sa.Column('ci_high', sa.Float(), nullable=True),
+    sa.Column('band', sa.String(length=16), nullable=True),
+    sa.Column('suppressed', sa.Boolean(), nullable=False),
+    sa.Column('suppression_reason', sa.String(length=32), nullable=True),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('round_id', sa.Uuid(), nullable=False),
+    sa.Column('run_id', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('round_id', 'run_id', 'scale', 'measure', 'from_unit', 'to_unit', name=op.f('pk_tie_score'))
+    )
+    op.create_table('unit_participation',
+    sa.Column('rollup', sa.Boolean(), nullable=False),
+    sa.Column('unit', sa.String(length=200), nullable=False),
+    sa.Column('respondents', sa.Integer(), nullable=True),
+    sa.Column('headcount', sa.Integer(), nullable=True),
+    sa.Column('response_rate', sa.Float(), nullable=True),
+    sa.Column('suppressed', sa.Boolean(), nullable=False),
+    sa.Column('suppression_reason', sa.String(length=32), nullable=True),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('round_id', sa.Uuid(), nullable=False),
+    sa.Column('run_id', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('round_id', 'run_id', 'unit', 'rollup', name=op.f('pk_unit_participation'))
+    )
+    op.create_table('unit_score',
+    sa.Column('scale', sa.String(length=64), nullable=False),
+    sa.Column('measure', sa.String(length=64), nullable=False),
+    sa.Column('perspective', sa.String(length=16), nullable=False),
+    sa.Column('rollup', sa.Boolean(), nullable=False),
+    sa.Column('unit', sa.String(length=200), nullable=False),
+    sa.Column('rwg', sa.Float(), nullable=True),
+    sa.Column('low_agreement', sa.Boolean(), nullable=True),
+    sa.Column('n', sa.Integer(), nullable=True),
+    sa.Column('mean', sa.Float(), nullable=True),
+    sa.Column('sd', sa.Float(), nullable=True),
+    sa.Column('ci_low', sa.Float(), nullable=True),
+    sa.Column('ci_high', sa.Float(), nullable=True),
+    sa.Column('band', sa.String(length=16), nullable=True),
+    sa.Column('suppressed', sa.Boolean(), nullable=False),
+    sa.Column('suppression_reason', sa.String(length=32), nullable=True),
+    sa.Column('organization_id', sa.Uuid(), nullable=False),
+    sa.Column('round_id', sa.Uuid(), nullable=False),
+    sa.Column('run_id', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('round_id', 'run_id', 'scale', 'measure', 'perspective', 'unit', 'rollup', name=op.f('pk_unit_score'))
     )
     op.create_table('api_key',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -177,72 +229,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_scoring_run'))
     )
     op.create_index('ix_scoring_run_round', 'scoring_run', ['round_id', 'id'], unique=False)
-    op.create_table('tie_score',
-    sa.Column('round_id', sa.Uuid(), nullable=False),
-    sa.Column('scale', sa.String(length=64), nullable=False),
-    sa.Column('measure', sa.String(length=64), nullable=False),
-    sa.Column('from_unit', sa.String(length=200), nullable=False),
-    sa.Column('to_unit', sa.String(length=200), nullable=False),
-    sa.Column('run_id', sa.BigInteger(), nullable=False),
-    sa.Column('organization_id', sa.Uuid(), nullable=False),
-    sa.Column('n', sa.Integer(), nullable=True),
-    sa.Column('mean', sa.Float(), nullable=True),
-    sa.Column('sd', sa.Float(), nullable=True),
-    sa.Column('ci_low', sa.Float(), nullable=True),
-    sa.Column('ci_high', sa.Float(), nullable=True),
-    sa.Column('band', sa.String(length=16), nullable=True),
-    sa.Column('suppressed', sa.Boolean(), nullable=False),
-    sa.Column('suppression_reason', sa.String(length=32), nullable=True),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_tie_score_organization_id_organization'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_tie_score_round_id_round'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('round_id', 'scale', 'measure', 'from_unit', 'to_unit', name=op.f('pk_tie_score'))
-    )
-    op.create_table('unit_participation',
-    sa.Column('round_id', sa.Uuid(), nullable=False),
-    sa.Column('rollup', sa.Boolean(), nullable=False),
-    sa.Column('unit', sa.String(length=200), nullable=False),
-    sa.Column('run_id', sa.BigInteger(), nullable=False),
-    sa.Column('respondents', sa.Integer(), nullable=True),
-    sa.Column('headcount', sa.Integer(), nullable=True),
-    sa.Column('response_rate', sa.Float(), nullable=True),
-    sa.Column('suppressed', sa.Boolean(), nullable=False),
-    sa.Column('suppression_reason', sa.String(length=32), nullable=True),
-    sa.Column('organization_id', sa.Uuid(), nullable=False),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_unit_participation_organization_id_organization'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_unit_participation_round_id_round'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('round_id', 'rollup', 'unit', name=op.f('pk_unit_participation'))
-    )
-    op.create_table('unit_score',
-    sa.Column('round_id', sa.Uuid(), nullable=False),
-    sa.Column('scale', sa.String(length=64), nullable=False),
-    sa.Column('measure', sa.String(length=64), nullable=False),
-    sa.Column('perspective', sa.String(length=16), nullable=False),
-    sa.Column('rollup', sa.Boolean(), nullable=False),
-    sa.Column('unit', sa.String(length=200), nullable=False),
-    sa.Column('run_id', sa.BigInteger(), nullable=False),
-    sa.Column('rwg', sa.Float(), nullable=True),
-    sa.Column('low_agreement', sa.Boolean(), nullable=True),
-    sa.Column('organization_id', sa.Uuid(), nullable=False),
-    sa.Column('n', sa.Integer(), nullable=True),
-    sa.Column('mean', sa.Float(), nullable=True),
-    sa.Column('sd', sa.Float(), nullable=True),
-    sa.Column('ci_low', sa.Float(), nullable=True),
-    sa.Column('ci_high', sa.Float(), nullable=True),
-    sa.Column('band', sa.String(length=16), nullable=True),
-    sa.Column('suppressed', sa.Boolean(), nullable=False),
-    sa.Column('suppression_reason', sa.String(length=32), nullable=True),
-    sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], name=op.f('fk_unit_score_organization_id_organization'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['round_id'], ['round.id'], name=op.f('fk_unit_score_round_id_round'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('round_id', 'scale', 'measure', 'perspective', 'rollup', 'unit', name=op.f('pk_unit_score'))
-    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table('unit_score')
-    op.drop_table('unit_participation')
-    op.drop_table('tie_score')
     op.drop_index('ix_scoring_run_round', table_name='scoring_run')
     op.drop_table('scoring_run')
     op.drop_table('round_unit')
@@ -258,6 +249,9 @@ def downgrade() -> None:
     op.drop_index('ix_idempotency_key_created_at', table_name='idempotency_key')
     op.drop_table('idempotency_key')
     op.drop_table('api_key')
+    op.drop_table('unit_score')
+    op.drop_table('unit_participation')
+    op.drop_table('tie_score')
     op.drop_table('organization')
     op.drop_table('answer')
     # ### end Alembic commands ###

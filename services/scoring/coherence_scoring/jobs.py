@@ -20,7 +20,7 @@ from coherence_core.instruments import InstrumentDefinition
 from coherence_core.jobs import record_score_round
 from coherence_scoring.engine import METHOD_VERSION, ScoringInput, ScoringSettings, score
 from coherence_scoring.loading import load_round
-from coherence_scoring.writing import write_result
+from coherence_scoring.writing import delete_stale_runs, write_result
 
 log = logging.getLogger(__name__)
 
@@ -152,5 +152,6 @@ async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: u
             message,
         )
         raise
+    await delete_stale_runs(connection, round_id=round_id, run_id=run_id)
     log.info("scored round %s at version %s: %s", round_id, inputs.input_version, timings)
     return "scored"

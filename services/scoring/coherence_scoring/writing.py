@@ -1,7 +1,8 @@
 """Writing a scoring result: the whole set for a round in one transaction, by COPY.
 
-Old rows are deleted and new ones copied in the same transaction as the round's switch to the new
-`scored_version`, so readers see either the previous result set or the new one, never a mix.
+The new run's rows are copied in the same transaction that points `round_summary.run_id` at the
+run and switches the round's `scored_version`, so readers see either the previous result set or
+the new one, never a mix. The previous runs' rows are deleted afterwards (`delete_stale_runs`).
 """
 
 from __future__ import annotations
@@ -68,9 +69,7 @@ async def write_result(
     method_version: str,
     result: ScoringResult,
 ) -> None:
-    """Replace the round's published results; call inside the switching transaction."""
-    for table in RESULT_TABLES:
-        await connection.execute(f"DELETE FROM {table} WHERE round_id = $1", round_id)
+    """Write the run's published results; call inside the switching transaction."""
     for table, frame, columns in (
         ("unit_score", result.unit_scores, UNIT_SCORE_COLUMNS),
         ("tie_score", result.tie_scores, TIE_SCORE_COLUMNS),
@@ -102,3 +101,11 @@ async def write_result(
         method_version,
         orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
     )
+
+
+async def delete_stale_runs(connection: Any, *, round_id: uuid.UUID, run_id: int) -> None:
+    """Remove result rows of the round's earlier runs (no reader follows them any more)."""
+    for table in RESULT_TABLES:
+        await connection.execute(
+            f"DELETE FROM {table} WHERE round_id = $1 AND run_id <> $2", round_id, run_id
+        )

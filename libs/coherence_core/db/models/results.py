@@ -1,6 +1,10 @@
 """Published results: written whole per scoring run with COPY, read by the results API.
 
-Only values that passed the anonymity rules are ever stored in these tables.
+Only values that passed the anonymity rules are ever stored in these tables. Rows are keyed by
+their scoring run: a new run's rows never collide with the previous run's, and readers follow
+`round_summary.run_id`, which switches in the same transaction that writes the new rows. The
+score tables carry no foreign keys: per-row FK checks would dominate the COPY, and only the
+scoring job writes them.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
+    Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -45,7 +51,13 @@ class ScoringRun(TenantOwned, Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
-class _ScoreColumns:
+class _ResultRow:
+    organization_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    round_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class _ScoreColumns(_ResultRow):
     n: Mapped[int | None] = mapped_column(Integer)
     mean: Mapped[float | None] = mapped_column(Float)
     sd: Mapped[float | None] = mapped_column(Float)
@@ -56,44 +68,41 @@ class _ScoreColumns:
     suppression_reason: Mapped[str | None] = mapped_column(String(32))
 
 
-class UnitScore(TenantOwned, _ScoreColumns, Base):
+class UnitScore(_ScoreColumns, TenantOwned, Base):
     __tablename__ = "unit_score"
-
-    round_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("round.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "round_id", "run_id", "scale", "measure", "perspective", "unit", "rollup"
+        ),
     )
+
     scale: Mapped[str] = mapped_column(String(64), primary_key=True)
     measure: Mapped[str] = mapped_column(String(64), primary_key=True)
     perspective: Mapped[str] = mapped_column(String(16), primary_key=True)
     rollup: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     unit: Mapped[str] = mapped_column(String(200), primary_key=True)
-    run_id: Mapped[int] = mapped_column(BigInteger)
     rwg: Mapped[float | None] = mapped_column(Float)
     low_agreement: Mapped[bool | None] = mapped_column(Boolean)
 
 
-class TieScore(TenantOwned, _ScoreColumns, Base):
+class TieScore(_ScoreColumns, TenantOwned, Base):
     __tablename__ = "tie_score"
-
-    round_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("round.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("round_id", "run_id", "scale", "measure", "from_unit", "to_unit"),
     )
+
     scale: Mapped[str] = mapped_column(String(64), primary_key=True)
     measure: Mapped[str] = mapped_column(String(64), primary_key=True)
     from_unit: Mapped[str] = mapped_column(String(200), primary_key=True)
     to_unit: Mapped[str] = mapped_column(String(200), primary_key=True)
-    run_id: Mapped[int] = mapped_column(BigInteger)
 
 
-class UnitParticipation(TenantOwned, Base):
+class UnitParticipation(_ResultRow, TenantOwned, Base):
     __tablename__ = "unit_participation"
+    __table_args__ = (PrimaryKeyConstraint("round_id", "run_id", "unit", "rollup"),)
 
-    round_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("round.id", ondelete="CASCADE"), primary_key=True
-    )
     rollup: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     unit: Mapped[str] = mapped_column(String(200), primary_key=True)
-    run_id: Mapped[int] = mapped_column(BigInteger)
     respondents: Mapped[int | None] = mapped_column(Integer)
     headcount: Mapped[int | None] = mapped_column(Integer)
     response_rate: Mapped[float | None] = mapped_column(Float)

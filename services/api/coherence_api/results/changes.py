@@ -80,28 +80,28 @@ def change_of(later: UnitScore, earlier: UnitScore) -> ChangeOut:
 async def changes(
     session: AsyncSession,
     *,
-    round_id: uuid.UUID,
-    since: uuid.UUID,
+    later: tuple[uuid.UUID, int],
+    earlier: tuple[uuid.UUID, int],
     filters: dict[str, object],
 ) -> list[ChangeOut]:
-    """One row per unit row of `round_id` that has a counterpart (same unit external id, scale,
-    measure, perspective and roll-up flag) in round `since`."""
+    """One row per unit row of the `later` (round, run) that has a counterpart (same unit
+    external id, scale, measure, perspective and roll-up flag) in the `earlier` one."""
 
-    def rows(of: uuid.UUID) -> Select[UnitScore]:
-        statement = select(UnitScore).where(UnitScore.round_id == of)
+    def rows(of: tuple[uuid.UUID, int]) -> Select[UnitScore]:
+        statement = select(UnitScore).where(UnitScore.round_id == of[0], UnitScore.run_id == of[1])
         for column, value in filters.items():
             if value is not None:
                 statement = statement.where(getattr(UnitScore, column) == value)
         return statement
 
-    later = (await session.scalars(rows(round_id))).all()
-    earlier = {
+    later_rows = (await session.scalars(rows(later))).all()
+    earlier_rows = {
         (r.unit, r.scale, r.measure, r.perspective, r.rollup): r
-        for r in (await session.scalars(rows(since))).all()
+        for r in (await session.scalars(rows(earlier))).all()
     }
     out = []
-    for row in later:
-        match = earlier.get((row.unit, row.scale, row.measure, row.perspective, row.rollup))
+    for row in later_rows:
+        match = earlier_rows.get((row.unit, row.scale, row.measure, row.perspective, row.rollup))
         if match is not None:
             out.append(change_of(row, match))
     out.sort(key=lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup))

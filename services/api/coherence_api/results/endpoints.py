@@ -87,6 +87,7 @@ async def get_unit_results(
     rows = await service.unit_scores(
         session,
         round_id=round_id,
+        run_id=summary.run_id,
         filters={
             "scale": scale,
             "measure": measure,
@@ -128,6 +129,7 @@ async def get_tie_results(
     rows = await service.tie_scores(
         session,
         round_id=round_id,
+        run_id=summary.run_id,
         filters={"measure": measure, "scale": scale, "from_unit": from_unit, "to_unit": to_unit},
         after=after,
         limit=limit,
@@ -174,8 +176,8 @@ async def get_changes(
     )
     rows = await changes.changes(
         session,
-        round_id=round_id,
-        since=since,
+        later=(round_id, summary.run_id),
+        earlier=(since, earlier.run_id),
         filters={
             "scale": scale,
             "measure": measure,
@@ -217,6 +219,7 @@ async def get_network(
     return await network.network(
         session,
         round_id=round_id,
+        run_id=summary.run_id,
         scale=scale,
         holes_limit=holes_limit,
         weakest_limit=weakest_limit,

@@ -44,6 +44,7 @@ async def network(
     session: AsyncSession,
     *,
     round_id: uuid.UUID,
+    run_id: int,
     scale: str,
     holes_limit: int,
     weakest_limit: int,
@@ -57,7 +58,10 @@ async def network(
     ties = (
         await session.scalars(
             select(TieScore).where(
-                TieScore.round_id == round_id, TieScore.scale == scale, TieScore.measure == "index"
+                TieScore.round_id == round_id,
+                TieScore.run_id == run_id,
+                TieScore.scale == scale,
+                TieScore.measure == "index",
             )
         )
     ).all()
@@ -65,6 +69,7 @@ async def network(
         await session.scalars(
             select(UnitScore).where(
                 UnitScore.round_id == round_id,
+                UnitScore.run_id == run_id,
                 UnitScore.scale == scale,
                 UnitScore.measure == "index",
                 UnitScore.rollup.is_(False),
@@ -77,7 +82,9 @@ async def network(
         for p in (
             await session.scalars(
                 select(UnitParticipation).where(
-                    UnitParticipation.round_id == round_id, UnitParticipation.rollup.is_(False)
+                    UnitParticipation.round_id == round_id,
+                    UnitParticipation.run_id == run_id,
+                    UnitParticipation.rollup.is_(False),
                 )
             )
         ).all()

@@ -42,11 +42,12 @@ async def unit_scores(
     session: AsyncSession,
     *,
     round_id: uuid.UUID,
+    run_id: int,
     filters: dict[str, Any],
     after: list[Any] | None,
     limit: int,
 ) -> list[UnitScore]:
-    statement = select(UnitScore).where(UnitScore.round_id == round_id)
+    statement = select(UnitScore).where(UnitScore.round_id == round_id, UnitScore.run_id == run_id)
     for column, value in filters.items():
         if value is not None:
             statement = statement.where(getattr(UnitScore, column) == value)
@@ -60,11 +61,12 @@ async def tie_scores(
     session: AsyncSession,
     *,
     round_id: uuid.UUID,
+    run_id: int,
     filters: dict[str, Any],
     after: list[Any] | None,
     limit: int,
 ) -> list[TieScore]:
-    statement = select(TieScore).where(TieScore.round_id == round_id)
+    statement = select(TieScore).where(TieScore.round_id == round_id, TieScore.run_id == run_id)
     for column, value in filters.items():
         if value is not None:
             statement = statement.where(getattr(TieScore, column) == value)

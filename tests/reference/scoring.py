@@ -15,9 +15,11 @@ Choices where neither document is explicit (kept here so a reviewer can check th
   respondents missing from ``respondents`` are ignored (the API rejects all of these).
 * Ties include the diagonal ``R[a, a]`` (SCORING.md §3: "R[a,a] is the internal relational
   capacity of a"); it is never a part of the incoming-column family.
-* Rule 2 families are checked whether or not their aggregate is itself suppressed (the decision
-  file's repair loop names no such condition); the organisation family applies to every measure of
-  a self-targeted scale; its aggregate is visible only as the summary's scale mean.
+* Rule 2 families are checked whether or not their aggregate is itself suppressed; when it is,
+  the suppressed parts must hold at least k respondents unless every part is suppressed (so a
+  hidden aggregate cannot be rebuilt from its published parts); the organisation family applies
+  to every measure of a self-targeted scale; its aggregate is visible only as the summary's scale
+  mean.
 * Roll-up participation rows: ``headcount`` is the sum of the subtree's headcounts when every
   unit in the subtree has one, else null (the summary's response rate treats a unit's headcount
   as its own people, so a roll-up adds them up). Suppressed participation rows keep
@@ -27,6 +29,10 @@ Choices where neither document is explicit (kept here so a reviewer can check th
   ``internal`` or ``incoming`` row is; otherwise it counts as "missing / min_group_size" when either
   of the two rows is missing or suppressed for ``min_group_size``, else "complementary"),
   relational leadership and psychological safety.
+* Summary values resting on fewer than k distinct respondents are null (rule 1): a scale mean
+  (respondents with the score; relational capacity: raters with a tie score), α (respondents in
+  its complete cases), ICC(1)/ICC(2) (respondents in the units used), within/between means
+  (raters with an internal / external tie score).
 * ``leadership_collaboration``: when either side has zero variance, r, ρ and both p-values are null;
   ``n_units`` is still given.
 """
@@ -564,9 +570,13 @@ class Reference:
             for fam in self.families:
                 while True:
                     held = sum(p.n for p in fam.parts if p.suppressed)
-                    if not 1 <= held <= k - 1:
-                        break
                     published = [p for p in fam.parts if not p.suppressed]
+                    if fam.aggregate.suppressed:
+                        # a hidden aggregate must not be rebuilt from its published parts
+                        if held >= k or not published:
+                            break
+                    elif not 1 <= held <= k - 1:
+                        break
                     if published:
                         victim = min(published, key=lambda p: (p.n, p.order_key))
                         victim.suppress(COMPLEMENTARY)
@@ -619,10 +629,12 @@ class Reference:
 
     # ---- summary ---------------------------------------------------------------------------
 
-    def alpha(self, cases: list[dict[str, int]], items: list[str]) -> float | None:
+    def alpha(self, cases: list[tuple[int, dict[str, int]]], items: list[str]) -> float | None:
+        """Cronbach's α over complete cases, given as (respondent, answers) pairs."""
         j = len(items)
-        complete = [c for c in cases if all(i in c for i in items)]
-        if j < 2 or len(complete) < 2:
+        complete = [c for _, c in cases if all(i in c for i in items)]
+        people = {r for r, c in cases if all(i in c for i in items)}
+        if j < 2 or len(complete) < 2 or len(people) < self.k:
             return None
         total = sample_variance([Fraction(sum(c[i] for i in items)) for c in complete])
         if total == 0:
@@ -638,7 +650,9 @@ class Reference:
         g = len(groups)
         if g < 2:
             return None, None
-        n_total = sum(len(v) for v in groups.values())
+        n_total = sum(len(v) for v in groups.values())  # one score per respondent
+        if n_total < self.k:
+            return None, None
         grand = mean_of([x for v in groups.values() for x in v])
         means = {u: mean_of(v) for u, v in groups.items()}
         ss_between = sum(len(v) * (means[u] - grand) ** 2 for u, v in groups.items())
@@ -670,17 +684,18 @@ class Reference:
                 scores = self.self_scores[(scale.key, "index")]
                 org = self.org_rows.get((scale.key, "index"))
                 mean = None
-                if scores and org is not None and not org.suppressed:
+                if len(scores) >= self.k and org is not None and not org.suppressed:
                     mean = float(mean_of(list(scores.values())))
-                cases = list(self.self_answers.get(scale.key, {}).values())
+                cases = list(self.self_answers.get(scale.key, {}).items())
                 icc_scores = scores
             else:
                 ties = self.tie_scores[(scale.key, "index")]
                 all_ties = [s for per in ties.values() for s in per.values()]
-                mean = float(mean_of(all_ties)) if all_ties else None
+                raters = {r for r, per in ties.items() if per}
+                mean = float(mean_of(all_ties)) if len(raters) >= self.k else None
                 cases = [
-                    ans
-                    for per in self.tie_answers.get(scale.key, {}).values()
+                    (r, ans)
+                    for r, per in self.tie_answers.get(scale.key, {}).items()
                     for ans in per.values()
                 ]
                 icc_scores = {
@@ -705,6 +720,8 @@ class Reference:
         ties = self.tie_scores[(RC, "index")]
         within = [s for r, per in ties.items() for t, s in per.items() if t == self.home[r]]
         between = [s for r, per in ties.items() for t, s in per.items() if t != self.home[r]]
+        within_raters = {r for r, per in ties.items() if self.home[r] in per}
+        between_raters = {r for r, per in ties.items() if any(t != self.home[r] for t in per)}
         published_external = [
             row
             for (from_ext, to_ext, s, m), row in self.tie_rows.items()
@@ -732,8 +749,8 @@ class Reference:
                     linked.add((min(home, t), max(home, t)))
         n_units = len(self.units)
         return {
-            "within_mean": float(mean_of(within)) if within else None,
-            "between_mean": float(mean_of(between)) if between else None,
+            "within_mean": float(mean_of(within)) if len(within_raters) >= self.k else None,
+            "between_mean": float(mean_of(between)) if len(between_raters) >= self.k else None,
             "strong_share": strong,
             "weak_share": weak,
             "reciprocity_gap": float(mean_of(gaps)) if gaps else None,

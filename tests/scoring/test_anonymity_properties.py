@@ -1,16 +1,24 @@
 """Property-based checks of SCORING.md §5 on generated organisations.
 
 For any organisation and answers: nothing computed from fewer than k respondents is published,
-and wherever a published aggregate is made of disjoint published-or-suppressed parts, the
-suppressed parts hold 0 or at least k respondents (no differencing). True cell sizes come from
-the independent reference implementation, the published flags from the engine.
+and in every family of rule 2 — an aggregate made of disjoint parts — the suppressed parts hold
+0 or at least k respondents when the aggregate is published, and at least k (or every part is
+suppressed) when it is not (no differencing, also across levels). True cell sizes come from the
+independent reference implementation, the published flags from the engine; the two must agree.
+
+A second, independent check does the linear algebra: the published rows of one tree (a measure's
+members rows, the participation rows, an incoming column), each a sum over its cells, must not
+determine any non-zero combination of suppressed cells that together hold fewer than k people.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
+from itertools import combinations
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +34,7 @@ from coherence_scoring.engine import (
     score,
 )
 from tests.reference.scoring import Reference
+from tests.scoring.test_engine_matches_reference import result_differences
 
 INSTRUMENT = builtin_instrument("coherence-v1")
 SELF_ITEMS = [i for i, (scale, _) in enumerate(INSTRUMENT.items) if scale.targeting == "self"]
@@ -84,6 +93,37 @@ def _published(frame: pl.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], di
     return {tuple(r[k] for k in keys): r for r in frame.iter_rows(named=True)}
 
 
+def derivable_small_groups(
+    atoms: dict[Any, tuple[int, bool]], published: Iterable[set[Any]], k: int
+) -> list[tuple[Any, ...]]:
+    """Sets of suppressed atoms holding 1..k−1 people on which some non-zero combination of
+    their sums is determined by the published sums (each published set: the sum over its atoms).
+
+    atoms: atom → (n, suppressed). A published atom is known on its own, so only the suppressed
+    atoms of each published set are unknowns. T leaks when the span of the published sets meets
+    the span of T's atoms beyond zero: rank(M) + |T| > rank([M; I_T])."""
+    hidden = sorted((a for a, (_, s) in atoms.items() if s), key=str)
+    if not hidden:
+        return []
+    column = {a: i for i, a in enumerate(hidden)}
+    m = np.zeros((1, len(hidden)))  # a zero row keeps the shape when nothing is published
+    for known in published:
+        m = np.vstack([m, [1.0 if a in known else 0.0 for a in hidden]])
+    rank_m = np.linalg.matrix_rank(m)
+    leaks = []
+    for size in range(1, len(hidden) + 1):
+        for group in combinations(hidden, size):
+            people = sum(atoms[a][0] for a in group)
+            if not 1 <= people <= k - 1:
+                continue
+            basis = np.zeros((size, len(hidden)))
+            for i, a in enumerate(group):
+                basis[i, column[a]] = 1.0
+            if rank_m + size > np.linalg.matrix_rank(np.vstack([m, basis])):
+                leaks.append(group)
+    return leaks
+
+
 @pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(inputs=organisations())
@@ -91,7 +131,8 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
     k = inputs.settings.min_group_size
     result = score(inputs)
     reference = Reference(inputs)
-    reference.run()
+    problems = result_differences(result, reference.run())
+    assert not problems, "engine and reference disagree:\n" + "\n".join(problems)
     unit_n = {key: row.n for key, row in reference.unit_rows.items()}
     tie_n = {key: row.n for key, row in reference.tie_rows.items()}
     part_n = {key: row.n for key, row in reference.participation_rows.items()}
@@ -126,6 +167,8 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
         held = sum(n for suppressed, n in parts if suppressed)
         if aggregate_published:
             assert not 1 <= held <= k - 1, (what, parts)
+        else:  # a hidden aggregate cannot be rebuilt from its published parts
+            assert held >= k or all(suppressed for suppressed, _ in parts), (what, parts)
 
     # Rule 2, family 1: an incoming column and its ties.
     for (unit, scale, measure, perspective, rollup), row in units.items():
@@ -149,11 +192,11 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
 
     for (unit, scale, measure, perspective, rollup), row in units.items():
         if perspective == "members" and rollup and scale != "coherence":
-            parts = [part(c, scale, measure) for c in children[unit]]
+            below_p = [part(c, scale, measure) for c in children[unit]]
             direct = (unit, scale, measure, "members", False)
             if direct in units:
-                parts.append((units[direct]["suppressed"], unit_n[direct]))
-            check(not row["suppressed"], [p for p in parts if p], ("hierarchy", unit, measure))
+                below_p.append((units[direct]["suppressed"], unit_n[direct]))
+            check(not row["suppressed"], [p for p in below_p if p], ("hierarchy", unit, measure))
 
     # Family 3: the organisation's published scale mean and its root units.
     roots = [u["external_id"] for u in inputs.units.iter_rows(named=True) if u["parent"] is None]
@@ -161,3 +204,68 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
         org_mean = (result.summary.get("scales") or {}).get(scale, {}).get("mean")
         parts = [p for p in (part(r, scale, "index") for r in roots) if p]
         check(org_mean is not None, parts, ("organisation", scale))
+
+    # Families 2 and 3 for participation rows (n = respondents); the organisation's aggregate is
+    # the summary's respondent count, hidden in the rules when it is below k.
+    def participation_part(unit: str) -> tuple[bool, int] | None:
+        key = (unit, bool(children.get(unit)))
+        return (participation[key]["suppressed"], part_n[key]) if key in participation else None
+
+    for (unit, rollup), row in participation.items():
+        if rollup:
+            below_p = [participation_part(c) for c in children[unit]]
+            if (unit, False) in participation:
+                below_p.append((participation[(unit, False)]["suppressed"], part_n[(unit, False)]))
+            check(not row["suppressed"], [p for p in below_p if p], ("participation", unit))
+    parts = [p for p in (participation_part(r) for r in roots) if p]
+    check(result.summary["respondents"] >= k, parts, ("participation", "organisation"))
+
+    # The linear algebra: no published sums pin down a combination of fewer than k people.
+    subtree: dict[str, set[str]] = {}
+
+    def below(unit: str) -> set[str]:
+        if unit not in subtree:
+            subtree[unit] = {unit}.union(*(below(c) for c in children[unit]))
+        return subtree[unit]
+
+    all_units = [u["external_id"] for u in inputs.units.iter_rows(named=True)]
+    for scale in ("relational_leadership", "psychological_safety"):
+        for measure in {key[2] for key in units if key[1] == scale}:
+            atoms = {
+                u: (unit_n[key], units[key]["suppressed"])
+                for u in all_units
+                if (key := (u, scale, measure, "members", False)) in units
+            }
+            sums = [
+                below(key[0]) if key[4] else {key[0]}
+                for key, row in units.items()
+                if key[1:4] == (scale, measure, "members") and not row["suppressed"]
+            ]
+            org = reference.org_rows.get((scale, measure))
+            if org is not None and not org.suppressed:
+                sums.append(set(all_units))
+            leaks = derivable_small_groups(atoms, sums, k)
+            assert not leaks, ("members", scale, measure, leaks)
+    atoms = {
+        u: (part_n[(u, False)], participation[(u, False)]["suppressed"])
+        for u in all_units
+        if (u, False) in participation
+    }
+    sums = [
+        below(u) if rollup else {u}
+        for (u, rollup), row in participation.items()
+        if not row["suppressed"]
+    ]
+    if result.summary["respondents"] >= k:
+        sums.append(set(all_units))
+    assert not derivable_small_groups(atoms, sums, k), "participation"
+    columns: dict[tuple[str, str, str], dict[Any, tuple[int, bool]]] = defaultdict(dict)
+    for key, tie in ties.items():
+        if key[0] != key[1]:
+            columns[(key[1], key[2], key[3])][key[0]] = (tie_n[key], tie["suppressed"])
+    for (unit, scale, measure), atoms in columns.items():
+        incoming = units.get((unit, scale, measure, "incoming", False))
+        sums = [{a} for a, (_, suppressed) in atoms.items() if not suppressed]
+        if incoming is not None and not incoming["suppressed"]:
+            sums.append(set(atoms))
+        assert not derivable_small_groups(atoms, sums, k), ("incoming", unit, scale, measure)

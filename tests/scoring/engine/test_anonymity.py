@@ -129,10 +129,61 @@ def test_organisation_complements_a_root_and_keeps_the_summary_mean() -> None:
     result = score(rnd.inputs(k=3))
     assert status(leadership(result.unit_scores, "q")) == (True, "min_group_size")
     assert status(leadership(result.unit_scores, "p", rollup=True)) == (True, "complementary")
+    # p's hidden roll-up must not be rebuilt from a and b: a (first by external id) goes too
+    assert status(leadership(result.unit_scores, "a")) == (True, "complementary")
+    assert status(leadership(result.unit_scores, "b")) == (False, None)
     assert result.summary["scales"]["relational_leadership"]["mean"] == 4.0
     participation = result.participation
     assert status(row(participation, unit="q", rollup=False)) == (True, "min_group_size")
     assert status(row(participation, unit="p", rollup=True)) == (True, "complementary")
+    assert status(row(participation, unit="a", rollup=False)) == (True, "complementary")
+    assert status(row(participation, unit="b", rollup=False)) == (False, None)
+
+
+def _differencing_round(a_answers: list[int], q_answers: list[int]) -> Round:
+    """k = 3: root p with children a (3 people) and b (3), and a second root q (2 people)."""
+    rnd = Round()
+    rnd.unit("p")
+    rnd.unit("a", "p")
+    rnd.unit("b", "p")
+    rnd.unit("q")
+    for value in a_answers:
+        rnd.person("a", same(RL, value))
+    rnd.people_in("b", 3, same(RL, 5))
+    for value in q_answers:
+        rnd.person("q", same(RL, value))
+    return rnd
+
+
+def test_a_small_root_cannot_be_recovered_across_levels() -> None:
+    """Before rule 2 looked at hidden aggregates, p's roll-up was hidden (for q) but a and b were
+    published, so p = a + b and q = organisation − p: q's mean was 2 people's mean in the clear.
+    Now the published numbers leave a + q (5 people) as the only unknown sum."""
+    result = score(_differencing_round([4, 4, 4], [2, 2]).inputs(k=3))
+    units = rows(result.unit_scores, scale="relational_leadership", perspective="members")
+    published = units.filter(~pl.col("suppressed"))
+    assert set(published["unit"]) == {"b"}
+    assert status(leadership(units, "p", rollup=True)) == (True, "complementary")
+    assert status(leadership(units, "q")) == (True, "min_group_size")
+    hidden = [
+        status(leadership(units, unit))
+        for unit in ("a", "b")
+        if leadership(units, unit)["suppressed"]
+    ]
+    assert hidden == [(True, "complementary")]
+    # the summary mean is published (8 people); minus b, 5 people's total stays unknown
+    org_total = result.summary["scales"]["relational_leadership"]["mean"] * 8
+    known = sum(r["n"] * r["mean"] for r in published.filter(measure="index").iter_rows(named=True))
+    assert org_total - known == 3 * 4 + 2 * 2  # a + q: nothing smaller is determined
+
+    # Two rounds with other values for q (2 → 3), a compensating (4, 4, 4 → 3, 3, 4), publish
+    # the same unit rows, participation and scale means: q's value is not recoverable.
+    other = score(_differencing_round([3, 3, 4], [3, 3]).inputs(k=3))
+    assert other.unit_scores.equals(result.unit_scores)
+    assert other.participation.equals(result.participation)
+    assert other.tie_scores.equals(result.tie_scores)
+    for scale, values in result.summary["scales"].items():
+        assert other.summary["scales"][scale]["mean"] == values["mean"]
 
 
 def test_organisation_smaller_than_k_hides_the_summary_mean() -> None:
@@ -196,3 +247,69 @@ def test_the_incoming_aggregate_is_suppressed_when_no_tie_is_left() -> None:
     published = apply_rules(unit_rows, ties, EMPTY_PARTICIPATION, tree, 6)
     assert published.unit_rows["suppression_reason"].to_list() == ["complementary"]
     assert published.tie_rows["suppression_reason"].to_list() == ["min_group_size"] * 2
+
+
+def test_a_hidden_aggregate_makes_its_smallest_published_part_hidden() -> None:
+    """Rows built by hand: the roll-up is hidden (a made-up n below k) and its parts are all
+    published; the smallest part (3, "b" before "c") is hidden so that its parts hold k."""
+    tree = build_tree(_tree((0, "p", None), (1, "a", 0), (2, "b", 0), (3, "c", 0)))
+    unit_rows = _unit_rows(
+        (0, True, MEMBERS, 7, 2),  # an aggregate with n < k: suppressed by rule 1
+        (1, False, MEMBERS, 7, 4),
+        (2, False, MEMBERS, 7, 3),
+        (3, False, MEMBERS, 7, 3),
+    )
+    published = apply_rules(unit_rows, EMPTY_TIES, EMPTY_PARTICIPATION, tree, 3)
+    flags = published.unit_rows.select("suppressed", "suppression_reason").rows()
+    assert flags == [
+        (True, "min_group_size"),
+        (False, None),
+        (True, "complementary"),
+        (False, None),
+    ]
+
+
+def test_a_hidden_aggregate_whose_hidden_parts_hold_k_needs_nothing_more() -> None:
+    tree = build_tree(_tree((0, "p", None), (1, "a", 0), (2, "b", 0), (3, "c", 0)))
+    unit_rows = _unit_rows(
+        (0, True, MEMBERS, 7, 2),
+        (1, False, MEMBERS, 7, 2),
+        (2, False, MEMBERS, 7, 1),
+        (3, False, MEMBERS, 7, 5),
+    )
+    published = apply_rules(unit_rows, EMPTY_TIES, EMPTY_PARTICIPATION, tree, 3)
+    assert published.unit_rows["suppressed"].to_list() == [True, True, True, False]
+    assert published.unit_rows["suppression_reason"].to_list() == [
+        "min_group_size",
+        "min_group_size",
+        "min_group_size",
+        None,
+    ]
+
+
+def test_a_hidden_incoming_row_hides_ties_until_they_hold_k() -> None:
+    tree = build_tree(_tree((0, "a", None), (1, "b", None), (2, "c", None), (3, "d", None)))
+    unit_rows = _unit_rows((1, False, INCOMING, 0, 2))  # hidden by rule 1 (n < k = 3)
+    ties = pl.DataFrame(
+        {"from": [0, 2, 3], "to": [1, 1, 1], "mid": [0, 0, 0], "n": [4, 3, 3]},
+        schema={"from": pl.Int32, "to": pl.Int32, "mid": pl.Int32, "n": pl.Int64},
+    )
+    published = apply_rules(unit_rows, ties, EMPTY_PARTICIPATION, tree, 3)
+    assert published.tie_rows["suppression_reason"].to_list() == [None, "complementary", None]
+
+
+def test_a_hidden_participation_rollup_is_not_rebuilt_from_its_children() -> None:
+    """Participation alone (nobody answers): q (2) hides p's roll-up, which hides a."""
+    rnd = Round()
+    rnd.unit("p")
+    rnd.unit("a", "p", headcount=4)
+    rnd.unit("b", "p", headcount=4)
+    rnd.unit("q", headcount=4)
+    rnd.people_in("a", 3)
+    rnd.people_in("b", 4)
+    rnd.people_in("q", 2)
+    participation = score(rnd.inputs(k=3)).participation
+    assert status(row(participation, unit="q")) == (True, "min_group_size")
+    assert status(row(participation, unit="p")) == (True, "complementary")
+    assert status(row(participation, unit="a")) == (True, "complementary")
+    assert row(participation, unit="b")["respondents"] == 4

@@ -152,3 +152,68 @@ def test_rollup_participation_sums_the_subtree() -> None:
     rollup = result.participation.filter(unit="p", rollup=True).row(0, named=True)
     assert (rollup["respondents"], rollup["headcount"], rollup["response_rate"]) == (7, None, None)
     assert result.summary["response_rate"] == 4 / 10
+
+
+def test_summary_values_from_fewer_than_k_raters_are_null() -> None:
+    """Rule 1 on the summary: two raters give three ties each — six ties, two people."""
+
+    def capacity_round(values: tuple[int, ...]) -> Round:
+        rnd = Round()
+        for unit in ("A", "B", "C"):
+            rnd.unit(unit)
+        for value in values:
+            rnd.person("A", about={u: same(RC, value) for u in ("A", "B", "C")})
+        rnd.people_in("B", 3, same(RL, 4))
+        return rnd
+
+    result = score(capacity_round((2, 4)).inputs(k=3)).summary
+    capacity = result["scales"]["relational_capacity"]
+    assert capacity == {"mean": None, "alpha": None, "icc1": None, "icc2": None}
+    assert result["network"]["within_mean"] is None
+    assert result["network"]["between_mean"] is None
+    assert result["scales"]["relational_leadership"]["mean"] == 4.0
+    # a third rater: the same values are published
+    enough = score(capacity_round((2, 4, 3)).inputs(k=3)).summary
+    assert enough["scales"]["relational_capacity"]["mean"] == 3.0
+    assert enough["scales"]["relational_capacity"]["alpha"] == pytest.approx(1.0)
+    assert enough["network"]["within_mean"] == 3.0
+    assert enough["network"]["between_mean"] == 3.0
+
+
+def test_within_and_between_means_count_their_own_raters() -> None:
+    rnd = Round()
+    for unit in ("A", "B"):
+        rnd.unit(unit)
+    rnd.people_in("A", 2, about={"A": same(RC, 4), "B": same(RC, 2)})
+    rnd.people_in("B", 1, about={"A": same(RC, 3)})
+    network = score(rnd.inputs(k=3)).summary["network"]
+    assert network["within_mean"] is None  # 2 raters with an internal tie
+    assert network["between_mean"] == pytest.approx(7 / 3)  # 3 raters with an external tie
+
+
+def test_alpha_needs_k_respondents_in_its_complete_cases() -> None:
+    rnd = Round(instrument=_three_items())
+    rnd.unit("u")
+    for answers in ((1, 2, 3), (2, 3, 3), (3, 4, 5)):
+        rnd.person("u", dict(zip(("i1", "i2", "i3"), answers, strict=True)))
+    rnd.person("u", {"i1": 5, "i2": 1})  # incomplete: not a case
+    climate = score(rnd.inputs(k=3)).summary["scales"]["climate"]
+    assert climate["alpha"] is not None  # three complete cases
+    climate = score(rnd.inputs(k=4)).summary["scales"]["climate"]
+    assert climate["alpha"] is None  # four respondents, but three complete cases
+    assert climate["mean"] is not None  # four respondents have the score
+
+
+def test_icc_needs_k_respondents_in_the_units_used() -> None:
+    rnd = Round()
+    for unit in ("a", "b", "c"):
+        rnd.unit(unit)
+    for v in (1, 2):
+        rnd.person("a", same(RL, v))
+    for v in (4, 5):
+        rnd.person("b", same(RL, v))
+    rnd.person("c", same(RL, 3))  # a unit with one respondent is not used
+    assert score(rnd.inputs(k=4)).summary["scales"]["relational_leadership"]["icc1"] is not None
+    leadership = score(rnd.inputs(k=5)).summary["scales"]["relational_leadership"]
+    assert (leadership["icc1"], leadership["icc2"]) == (None, None)
+    assert leadership["mean"] == 3.0  # five respondents have the score

@@ -1,11 +1,14 @@
 """The anonymity rules (SCORING.md §5) — the one place they are implemented.
 
 Rule 1: a row computed from fewer than ``k`` respondents is suppressed (``min_group_size``).
-Rule 2 (no differencing): in every family — a published aggregate and the disjoint parts it is
-made of — the suppressed parts must hold 0 or at least ``k`` respondents. While they hold 1..k−1,
-the published part with the smallest ``n`` (ties broken by its unit's external id, then the
-``to`` unit's) is suppressed too (``complementary``); when no published part is left, the
-aggregate is. The families (scoring-decisions.md), per scale and measure:
+Rule 2 (no differencing): in every family — an aggregate and the disjoint parts it is made of —
+the suppressed parts must hold 0 or at least ``k`` respondents when the aggregate is published,
+and at least ``k`` when it is suppressed, unless every part is (else the hidden aggregate is the
+sum of its published parts, and whatever it was hidden to protect can be differenced out one
+level up). While a family breaks this, the published part with the smallest ``n`` (ties broken
+by its unit's external id, then the ``to`` unit's) is suppressed too (``complementary``); when
+no published part is left and the aggregate is published, the aggregate is. The families
+(scoring-decisions.md), per scale and measure:
 
 1. incoming column: the ``incoming`` row of unit b (no roll-up) → the ties R[a,b], a ≠ b;
 2. hierarchy: the ``members`` roll-up row of p → p's direct row and, per child c, c's roll-up
@@ -164,10 +167,17 @@ def _repair(parts: _Parts, n_all: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     n = n_all[parts.rid]
     agg_of = np.full(n_fam, -1, dtype=np.int64)
     agg_of[fam] = parts.agg
+    has_agg = agg_of >= 0
     while True:
         hidden = suppressed[parts.rid]
         held = np.bincount(fam, weights=np.where(hidden, n, 0), minlength=n_fam).astype(np.int64)
-        violated = (held > 0) & (held < k)
+        open_parts = np.bincount(fam, weights=~hidden, minlength=n_fam) > 0
+        agg_hidden = np.zeros(n_fam, dtype=bool)
+        agg_hidden[has_agg] = suppressed[agg_of[has_agg]]
+        # a published aggregate: the hidden parts hold 0 or ≥ k; a suppressed one: they hold
+        # ≥ k, or every part is hidden (else the aggregate minus its published parts, or the
+        # published parts themselves, would give away fewer than k people)
+        violated = np.where(agg_hidden, open_parts & (held < k), (held > 0) & (held < k))
         if not violated.any():
             break
         candidates = np.flatnonzero(~hidden & violated[fam])

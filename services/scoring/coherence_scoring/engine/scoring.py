@@ -111,6 +111,7 @@ def score(inputs: ScoringInput) -> ScoringResult:
         unit_rows=unit_rows,
         tie_rows=tie_rows,
         organisation_suppressed=published.organisation_suppressed,
+        k=settings.min_group_size,
     )
     return ScoringResult(
         unit_scores=_unit_scores(unit_rows, tree),

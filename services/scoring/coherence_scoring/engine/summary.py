@@ -1,7 +1,8 @@
 """The round summary (SCORING.md §4, scoring-decisions.md "Summary").
 
 Respondent-level statistics (scale means, Cronbach's α, ICC(1)/ICC(2), within/between means) are
-computed from exact integer sums; statistics over published cells (strong/weak shares, the
+computed from exact integer sums, and are null when they rest on fewer than ``k`` distinct
+respondents (SCORING.md §5 rule 1); statistics over published cells (strong/weak shares, the
 reciprocity gap, the leadership–collaboration correlation) use rows after both anonymity rules
 and without roll-up. Units are taken in index order, items in instrument order, so every sum is
 done in one fixed order.
@@ -31,16 +32,18 @@ def build_summary(
     unit_rows: pl.DataFrame,
     tie_rows: pl.DataFrame,
     organisation_suppressed: dict[int, bool],
+    k: int,
 ) -> dict[str, Any]:
-    """unit_rows / tie_rows: published rows with internal codes, band and suppressed."""
+    """unit_rows / tie_rows: published rows with internal codes, band and suppressed; ``k``:
+    the minimum group size (a value resting on fewer distinct respondents is null)."""
     index = measures.frame.filter(pl.col("kind") == INDEX)
     scales: dict[str, Any] = {}
     for row in index.iter_rows(named=True):
-        scales[row["scale"]] = _scale_summary(data, measures, row, organisation_suppressed)
+        scales[row["scale"]] = _scale_summary(data, measures, row, organisation_suppressed, k)
     network_scale = _network_scale(index)
     network = None
     if network_scale is not None:
-        network = _network(data, tree, network_scale, tie_rows)
+        network = _network(data, tree, network_scale, tie_rows, k)
     return {
         "respondents": int(data.respondents.height),
         "response_rate": _response_rate(data, tree),
@@ -64,6 +67,7 @@ def _scale_summary(
     measures: Measures,
     row: dict[str, Any],
     organisation_suppressed: dict[int, bool],
+    k: int,
 ) -> dict[str, float | None]:
     mid, denominator = row["mid"], row["denominator"]
     wide = data.ties if row["unit_targeted"] else data.selves
@@ -71,17 +75,25 @@ def _scale_summary(
         return {"mean": None, "alpha": None, "icc1": None, "icc2": None}
     col = wide.col(mid)
     present = wide.has[:, col]
-    mean = _exact_mean(wide.x[present, col], denominator)
-    if organisation_suppressed.get(mid, False):
-        mean = None
-    # ICC: respondent scores by home unit (relational capacity: the internal tie)
+    respondent = wide.column("r")
+    mean = None
+    if _distinct(respondent[present]) >= k and not organisation_suppressed.get(mid, False):
+        mean = _exact_mean(wide.x[present, col], denominator)
+    # ICC: respondent scores by home unit (relational capacity: the internal tie); one score per
+    # respondent, so the scores of the units used are as many as their respondents
     by_unit = present.copy()
     if row["unit_targeted"]:
         by_unit &= wide.column("a") == wide.column("b")
-    icc1, icc2 = _icc(wide.column("a")[by_unit], wide.x[by_unit, col], denominator)
+    icc1, icc2 = _icc(wide.column("a")[by_unit], wide.x[by_unit, col], denominator, k)
     items = measures.item_mid[measures.index_mid == mid]
     columns = [wide.col(int(m)) for m in items]
-    return {"mean": mean, "alpha": _alpha(wide, columns), "icc1": icc1, "icc2": icc2}
+    alpha = _alpha(wide, columns, respondent, k)
+    return {"mean": mean, "alpha": alpha, "icc1": icc1, "icc2": icc2}
+
+
+def _distinct(r: np.ndarray) -> int:
+    """The number of distinct respondents (dense indices) in ``r``."""
+    return int(np.count_nonzero(np.bincount(r))) if len(r) else 0
 
 
 def _exact_mean(x: np.ndarray, denominator: int) -> float | None:
@@ -105,15 +117,17 @@ def _total(x: np.ndarray) -> int:
     return int(x.astype(object).sum())
 
 
-def _alpha(wide: Wide, columns: list[int]) -> float | None:
-    """Cronbach's α over complete cases (respondents, or respondent × target ties)."""
+def _alpha(wide: Wide, columns: list[int], respondent: np.ndarray, k: int) -> float | None:
+    """Cronbach's α over complete cases (respondents, or respondent × target ties); null when
+    the complete cases come from fewer than ``k`` distinct respondents (``respondent``: the
+    respondent of each row of ``wide``)."""
     j = len(columns)
     if j < 2:
         return None
     complete = wide.has[:, columns].all(axis=1)
     values = wide.x[complete][:, columns]  # items: the scored value itself
     n_cases = len(values)
-    if n_cases < 2:
+    if n_cases < 2 or _distinct(respondent[complete]) < k:
         return None
     item_var = sum(
         _variance(n_cases, int(values[:, c].sum()), int((values[:, c] ** 2).sum()))
@@ -131,8 +145,11 @@ def _variance(n: int, s1: int, s2: int) -> float:
     return (n * s2 - s1 * s1) / (n * (n - 1))
 
 
-def _icc(unit: np.ndarray, x: np.ndarray, denominator: int) -> tuple[float | None, float | None]:
-    """ICC(1), ICC(2) of a one-way ANOVA by home unit over units with ≥ 2 scores."""
+def _icc(
+    unit: np.ndarray, x: np.ndarray, denominator: int, k: int
+) -> tuple[float | None, float | None]:
+    """ICC(1), ICC(2) of a one-way ANOVA by home unit over units with ≥ 2 scores (one score per
+    respondent); null when those units hold fewer than ``k`` scores."""
     order = np.argsort(unit, kind="stable")
     starts = run_starts(unit[order])
     sizes = np.diff(np.r_[starts, len(order)])
@@ -145,9 +162,11 @@ def _icc(unit: np.ndarray, x: np.ndarray, denominator: int) -> tuple[float | Non
     if g < 2:
         return None, None
     n_j = [len(v) for v in groups]
+    total_n = sum(n_j)
+    if total_n < k:
+        return None, None
     s1 = [_total(v) for v in groups]
     s2 = [_square_total(v) for v in groups]
-    total_n = sum(n_j)
     grand = sum(s1) / (total_n * denominator)
     ssw = sum((n * b - a * a) / (n * denominator**2) for n, a, b in zip(n_j, s1, s2, strict=True))
     ssb = sum(n * (a / (n * denominator) - grand) ** 2 for n, a in zip(n_j, s1, strict=True))
@@ -170,12 +189,17 @@ def _network_scale(index: pl.DataFrame) -> dict[str, Any] | None:
 
 
 def _network(
-    data: RespondentData, tree: UnitTree, scale: dict[str, Any], tie_rows: pl.DataFrame
+    data: RespondentData,
+    tree: UnitTree,
+    scale: dict[str, Any],
+    tie_rows: pl.DataFrame,
+    k: int,
 ) -> dict[str, Any]:
     mid, denominator = scale["mid"], scale["denominator"]
     ties = data.ties
     present = ties.has[:, ties.col(mid)] if mid in ties.mids else np.zeros(ties.height, bool)
     a, b = ties.column("a")[present], ties.column("b")[present]
+    r = ties.column("r")[present]
     x = ties.x[present, ties.col(mid)] if present.any() else np.zeros(0, dtype=np.int64)
 
     published = tie_rows.filter(
@@ -194,9 +218,11 @@ def _network(
     n_units = tree.count
     external = a != b
     rated = len(np.unique(np.minimum(a, b)[external] * n_units + np.maximum(a, b)[external]))
+    within = _exact_mean(x[~external], denominator) if _distinct(r[~external]) >= k else None
+    between = _exact_mean(x[external], denominator) if _distinct(r[external]) >= k else None
     return {
-        "within_mean": _exact_mean(x[~external], denominator),
-        "between_mean": _exact_mean(x[external], denominator),
+        "within_mean": within,
+        "between_mean": between,
         "strong_share": strong / count if count else None,
         "weak_share": weak / count if count else None,
         "reciprocity_gap": float(np.sum(gaps) / len(gaps)) if len(gaps) else None,

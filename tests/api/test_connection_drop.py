@@ -10,7 +10,7 @@ import httpx
 import uvicorn
 from sqlalchemy import text
 
-from tests.api.conftest import Org, open_round, put_units
+from tests.api.support import Org, open_round, put_units
 
 
 def _free_port() -> int:

@@ -8,11 +8,9 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
-from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from coherence_core.jobs import relay_outbox
 from coherence_core.settings import Settings
 from coherence_core.synthetic import (
     generate_organisation,
@@ -22,43 +20,8 @@ from coherence_core.synthetic import (
 )
 from coherence_scoring.engine import ScoringSettings
 from coherence_scoring.jobs import score_round
-from coherence_scoring.worker import create_worker
-from tests.api.conftest import Org, new_org, open_round, put_units
+from tests.api.support import Org, fetch_all, new_org, open_round, put_units, run_scoring
 from tests.reference.scoring import reference_score
-
-
-async def run_scoring(app: FastAPI, settings: Settings, queue_name: str) -> int:
-    """Relay the outbox to Redis, then drain the queue with a real worker in burst mode."""
-    assert settings.redis_url
-    redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
-    try:
-        relayed = await relay_outbox(app.state.coherence.sessionmaker, redis, queue_name=queue_name)
-    finally:
-        await redis.aclose()
-    worker = create_worker(
-        settings, queue_name=queue_name, relay=False, burst=True, poll_delay=0, handle_signals=False
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-    return relayed
-
-
-async def fetch_all(
-    client: httpx.AsyncClient, org: Org, url: str, **query: Any
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params = {**query, "limit": 1000, **({"cursor": cursor} if cursor else {})}
-        response = await client.get(url, params=params, headers=org.headers)
-        assert response.status_code == 200, response.text
-        items += response.json()["items"]
-        cursor = response.json()["next_cursor"]
-        if cursor is None:
-            return items
-
 
 SMALL_UNITS = [
     {"external_id": "fin", "name": "Finance", "headcount": 10},

@@ -15,8 +15,7 @@ from sqlalchemy import text
 
 from coherence_core.settings import Settings
 from coherence_core.synthetic import generate_organisation, to_api_batches, to_units_payload
-from tests.api.conftest import new_org, open_round, put_units
-from tests.api.test_end_to_end import run_scoring
+from tests.api.support import new_org, open_round, put_units, run_scoring
 
 
 def as_ndjson(body: dict[str, Any]) -> bytes:

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import text
 
 from coherence_api.idempotency import lock_id
-from tests.api.conftest import Org, open_round, put_units
+from tests.api.support import Org, open_round, put_units
 
 UNITS = [{"external_id": "fin", "name": "Finance"}, {"external_id": "it", "name": "IT"}]
 
@@ -57,7 +57,7 @@ async def test_same_key_with_another_body_is_422(client: httpx.AsyncClient, org:
 
 
 async def test_keys_are_per_organisation(client: httpx.AsyncClient, org: Org):
-    from tests.api.conftest import new_org
+    from tests.api.support import new_org
 
     other = await new_org(client)
     for o in (org, other):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tests.api.conftest import new_org, open_round, put_units
+from tests.api.support import new_org, open_round, put_units
 
 UNITS = ["fin", "it", "hr"]
 ITEMS = ["ps_safe_risk", "rl_frame_direction", "rc_timely", "rc_accurate", "bogus", ""]

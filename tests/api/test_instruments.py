@@ -4,7 +4,7 @@ import copy
 
 import httpx
 
-from tests.api.conftest import Org, open_round, put_units
+from tests.api.support import Org, open_round, put_units
 
 CUSTOM = {
     "key": "pulse-v1",
@@ -81,7 +81,7 @@ async def test_create_list_and_use_a_custom_instrument(client: httpx.AsyncClient
 
 
 async def test_custom_instruments_are_private(client: httpx.AsyncClient, org: Org):
-    from tests.api.conftest import new_org
+    from tests.api.support import new_org
 
     await client.post("/v1/instruments", json=CUSTOM, headers=org.headers)
     other = await new_org(client)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import new_org, operator_headers
+from tests.api.support import new_org, operator_headers
 
 
 async def test_operator_creates_an_organisation_with_a_first_admin_key(client: httpx.AsyncClient):

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from coherence_core.settings import Settings
 from coherence_scoring.jobs import round_lock_key, score_round
-from tests.api.conftest import Org, open_round, put_units
+from tests.api.support import Org, open_round, put_units
 
 UNITS = [{"external_id": "fin", "name": "Finance"}]
 

@@ -7,7 +7,7 @@ import json
 import httpx
 from sqlalchemy import text
 
-from tests.api.conftest import Org, open_round, put_units
+from tests.api.support import Org, open_round, put_units
 
 UNITS = [{"external_id": "fin", "name": "Finance"}, {"external_id": "it", "name": "IT"}]
 RESPONSES = [

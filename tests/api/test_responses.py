@@ -4,7 +4,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.api.conftest import Org, open_round, put_units
+from tests.api.support import Org, open_round, put_units
 
 UNITS = [{"external_id": "fin", "name": "Finance"}, {"external_id": "it", "name": "IT"}]
 

@@ -17,8 +17,7 @@ from coherence_core.synthetic import (
     to_units_payload,
 )
 from coherence_scoring.engine import ScoringSettings
-from tests.api.conftest import Org, new_org, open_round
-from tests.api.test_end_to_end import fetch_all, run_scoring
+from tests.api.support import Org, fetch_all, new_org, open_round, run_scoring
 from tests.reference.scoring import reference_changes
 
 

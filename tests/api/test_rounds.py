@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import Org, new_org, open_round, put_units
+from tests.api.support import Org, new_org, open_round, put_units
 
 TREE = [
     {"external_id": "root", "name": "Root"},

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import Org
+from tests.api.support import Org
 
 
 async def test_units_upsert_in_any_order_and_counts_changes(client: httpx.AsyncClient, org: Org):
@@ -85,7 +85,7 @@ async def test_ten_thousand_units_children_before_parents(client: httpx.AsyncCli
 
 
 async def test_units_are_private_to_their_organisation(client: httpx.AsyncClient, org: Org):
-    from tests.api.conftest import new_org
+    from tests.api.support import new_org
 
     other = await new_org(client)
     await client.put(

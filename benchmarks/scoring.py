@@ -15,6 +15,7 @@ into the bench database the way the ingest service writes it (`round`, `round_un
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -193,6 +194,15 @@ async def raw_copy(connection: asyncpg.Connection, round_id: uuid.UUID) -> bytes
 class JobRun:
     seconds: float
     timings: dict[str, float]  # the job's own phases (scoring_run.timings)
+    max_stall: float  # the event loop's longest stall while the job ran
+
+
+async def _watch_loop(interval: float, stalls: list[float]) -> None:
+    """Tick every `interval`; record how late each tick comes (the loop's stalls)."""
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(interval)
+        stalls.append(time.perf_counter() - before - interval)
 
 
 async def run_job(config: BenchConfig, engine: Any, stored: StoredRound) -> JobRun:
@@ -204,11 +214,14 @@ async def run_job(config: BenchConfig, engine: Any, stored: StoredRound) -> JobR
             "WHERE id = $1",
             stored.round_id,
         )
+        stalls: list[float] = []
+        watcher = asyncio.create_task(_watch_loop(0.005, stalls))
         started = time.perf_counter()
         outcome = await score_round(
             {"engine": engine}, str(stored.round_id), str(stored.organization_id)
         )
         seconds = time.perf_counter() - started
+        watcher.cancel()
         if outcome != "scored":
             raise RuntimeError(f"score_round returned {outcome!r}, not 'scored'")
         timings = await connection.fetchval(
@@ -217,7 +230,7 @@ async def run_job(config: BenchConfig, engine: Any, stored: StoredRound) -> JobR
         )
     finally:
         await connection.close()
-    return JobRun(seconds, json.loads(timings))
+    return JobRun(seconds, json.loads(timings), max(stalls, default=0.0))
 
 
 async def timed_copy(dsn: str, round_id: uuid.UUID) -> tuple[float, int]:
@@ -334,6 +347,11 @@ async def run(config: BenchConfig) -> list[Goal]:
                 "",
             ],
             ["ratio job / COPY", f"{best.seconds / copy.best:.2f}×", ""],
+            [
+                "worker event loop: longest stall while the job ran",
+                fmt_s(max(r.max_stall for r in runs)),
+                ", ".join(fmt_s(r.max_stall) for r in runs),
+            ],
         ],
         note=f"Best of {plan.repeats}, COPY and job alternating, after one warm-up each; "
         "`round.input_version` is bumped before every job run so that each one rescores.",

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel
 
 from coherence_api.errors import InvalidInput
@@ -68,3 +68,36 @@ def page(
         url = request.url.include_query_params(cursor=next_cursor, limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'
     return Page[T](items=items, next_cursor=next_cursor)
+
+
+class Paging:
+    """A list request's `limit` and `cursor`, and the page built from its rows."""
+
+    def __init__(
+        self,
+        request: Request,
+        response: Response,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.limit = limit
+        self.cursor = cursor
+
+    def after(self, parse: Callable[[list[Any]], P]) -> P | None:
+        """The position after which this page starts (None on the first page)."""
+        return decode_cursor(self.cursor, parse)
+
+    def page(self, items: list[T], position_of: Callable[[T], list[Any]]) -> Page[T]:
+        """`items` fetched with `limit + 1` rows → the page, `next_cursor` and `Link`."""
+        return page(
+            items,
+            limit=self.limit,
+            position_of=position_of,
+            request=self.request,
+            response=self.response,
+        )
+
+
+PagingDep = Annotated[Paging, Depends(Paging)]

@@ -2,20 +2,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from coherence_api.api_keys import service
 from coherence_api.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from coherence_api.deps import AdminCaller, SessionDep
 from coherence_api.idempotency import IdempotencyDep
-from coherence_api.pagination import (
-    DEFAULT_LIMIT,
-    CursorQuery,
-    LimitQuery,
-    Page,
-    decode_cursor,
-    page,
-)
+from coherence_api.pagination import Page, PagingDep
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -35,19 +28,12 @@ async def create_api_key(
 
 @router.get("", response_model=Page[ApiKeyOut], summary="List API keys")
 async def list_api_keys(
-    caller: AdminCaller,
-    session: SessionDep,
-    request: Request,
-    response: Response,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
+    caller: AdminCaller, session: SessionDep, paging: PagingDep
 ) -> Page[ApiKeyOut]:
-    after = decode_cursor(cursor, lambda p: uuid.UUID(p[0]))
-    rows = await service.list_page(session, after=after, limit=limit)
+    after = paging.after(lambda p: uuid.UUID(p[0]))
+    rows = await service.list_page(session, after=after, limit=paging.limit)
     items = [ApiKeyOut.model_validate(r) for r in rows]
-    return page(
-        items, limit=limit, position_of=lambda k: [str(k.id)], request=request, response=response
-    )
+    return paging.page(items, lambda k: [str(k.id)])
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")

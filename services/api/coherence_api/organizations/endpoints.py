@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 from sqlalchemy import select, tuple_
 
 from coherence_api.api_keys import service as api_keys
@@ -15,14 +15,7 @@ from coherence_api.organizations.schemas import (
     OrganizationCreated,
     OrganizationOut,
 )
-from coherence_api.pagination import (
-    DEFAULT_LIMIT,
-    CursorQuery,
-    LimitQuery,
-    Page,
-    decode_cursor,
-    page,
-)
+from coherence_api.pagination import Page, PagingDep
 from coherence_core.db.models import Organization
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
@@ -49,25 +42,16 @@ async def create_organization(
 
 @router.get("", response_model=Page[OrganizationOut], summary="List organisations")
 async def list_organizations(
-    _: OperatorDep,
-    session: SessionDep,
-    request: Request,
-    response: Response,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
+    _: OperatorDep, session: SessionDep, paging: PagingDep
 ) -> Page[OrganizationOut]:
-    after = decode_cursor(cursor, lambda p: (datetime.fromisoformat(p[0]), uuid.UUID(p[1])))
+    after = paging.after(lambda p: (datetime.fromisoformat(p[0]), uuid.UUID(p[1])))
     statement = (
-        select(Organization).order_by(Organization.created_at, Organization.id).limit(limit + 1)
+        select(Organization)
+        .order_by(Organization.created_at, Organization.id)
+        .limit(paging.limit + 1)
     )
     if after is not None:
         statement = statement.where(tuple_(Organization.created_at, Organization.id) > after)
     rows = (await session.scalars(statement)).all()
     items = [OrganizationOut.model_validate(r) for r in rows]
-    return page(
-        items,
-        limit=limit,
-        position_of=lambda o: [o.created_at.isoformat(), str(o.id)],
-        request=request,
-        response=response,
-    )
+    return paging.page(items, lambda o: [o.created_at.isoformat(), str(o.id)])

@@ -9,14 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from coherence_api.deps import ReaderCaller, SessionDep
-from coherence_api.pagination import (
-    DEFAULT_LIMIT,
-    CursorQuery,
-    LimitQuery,
-    Page,
-    decode_cursor,
-    page,
-)
+from coherence_api.pagination import Page, PagingDep
 from coherence_api.results import changes, network, service
 from coherence_api.results.changes import ChangeOut
 from coherence_api.results.schemas import Perspective, SummaryOut, TieScoreOut, UnitScoreOut
@@ -68,22 +61,17 @@ async def get_unit_results(
     round_id: uuid.UUID,
     caller: ReaderCaller,
     session: SessionDep,
-    request: Request,
-    response: Response,
+    paging: PagingDep,
     scale: Annotated[str | None, Query(max_length=64)] = None,
     measure: Annotated[str | None, Query(max_length=64)] = None,
     perspective: Perspective | None = None,
     unit: Annotated[str | None, Query(max_length=200, description="A unit's external id.")] = None,
     rollup: bool | None = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
 ) -> Page[UnitScoreOut]:
     """One row per unit, scale, measure, perspective and roll-up flag."""
     _, summary = await service.scored_round(session, round_id=round_id)
-    check_etag(request, response, summary.run_id)
-    after = decode_cursor(
-        cursor, lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])]
-    )
+    check_etag(paging.request, paging.response, summary.run_id)
+    after = paging.after(lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])])
     rows = await service.unit_scores(
         session,
         round_id=round_id,
@@ -96,16 +84,10 @@ async def get_unit_results(
             "rollup": rollup,
         },
         after=after,
-        limit=limit,
+        limit=paging.limit,
     )
     items = [UnitScoreOut.model_validate(r) for r in rows]
-    return page(
-        items,
-        limit=limit,
-        position_of=lambda r: [r.scale, r.measure, r.perspective, r.unit, r.rollup],
-        request=request,
-        response=response,
-    )
+    return paging.page(items, lambda r: [r.scale, r.measure, r.perspective, r.unit, r.rollup])
 
 
 @router.get("/ties", response_model=Page[TieScoreOut], summary="Tie results", responses=NOT_SCORED)
@@ -113,35 +95,26 @@ async def get_tie_results(
     round_id: uuid.UUID,
     caller: ReaderCaller,
     session: SessionDep,
-    request: Request,
-    response: Response,
+    paging: PagingDep,
     measure: Annotated[str, Query(max_length=64)] = "index",
     scale: Annotated[str | None, Query(max_length=64)] = None,
     from_unit: Annotated[str | None, Query(max_length=200)] = None,
     to_unit: Annotated[str | None, Query(max_length=200)] = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
 ) -> Page[TieScoreOut]:
     """Directed unit → unit relational capacity: how `from_unit`'s members rate `to_unit`."""
     _, summary = await service.scored_round(session, round_id=round_id)
-    check_etag(request, response, summary.run_id)
-    after = decode_cursor(cursor, lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3])])
+    check_etag(paging.request, paging.response, summary.run_id)
+    after = paging.after(lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3])])
     rows = await service.tie_scores(
         session,
         round_id=round_id,
         run_id=summary.run_id,
         filters={"measure": measure, "scale": scale, "from_unit": from_unit, "to_unit": to_unit},
         after=after,
-        limit=limit,
+        limit=paging.limit,
     )
     items = [TieScoreOut.model_validate(r) for r in rows]
-    return page(
-        items,
-        limit=limit,
-        position_of=lambda r: [r.scale, r.measure, r.from_unit, r.to_unit],
-        request=request,
-        response=response,
-    )
+    return paging.page(items, lambda r: [r.scale, r.measure, r.from_unit, r.to_unit])
 
 
 @router.get(
@@ -155,25 +128,20 @@ async def get_changes(
     since: Annotated[uuid.UUID, Query(description="The earlier round's id.")],
     caller: ReaderCaller,
     session: SessionDep,
-    request: Request,
-    response: Response,
+    paging: PagingDep,
     scale: Annotated[str | None, Query(max_length=64)] = None,
     measure: Annotated[str | None, Query(max_length=64)] = None,
     perspective: Perspective | None = None,
     unit: Annotated[str | None, Query(max_length=200)] = None,
     rollup: bool | None = None,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
 ) -> Page[ChangeOut]:
     """Unit rows of this round matched by unit `external_id`, scale, measure, perspective and
     roll-up flag to the earlier round: the difference of means and Welch's p-value, published
     when both rows are."""
     _, summary = await service.scored_round(session, round_id=round_id)
     _, earlier = await service.scored_round(session, round_id=since)
-    check_etag(request, response, summary.run_id * 1_000_003 + earlier.run_id)
-    after = decode_cursor(
-        cursor, lambda p: (str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4]))
-    )
+    check_etag(paging.request, paging.response, summary.run_id * 1_000_003 + earlier.run_id)
+    after = paging.after(lambda p: (str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])))
     rows = await changes.changes(
         session,
         later=(round_id, summary.run_id),
@@ -189,13 +157,7 @@ async def get_changes(
     key = lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup)  # noqa: E731
     if after is not None:
         rows = [r for r in rows if key(r) > after]
-    return page(
-        rows[: limit + 1],
-        limit=limit,
-        position_of=lambda c: list(key(c)),
-        request=request,
-        response=response,
-    )
+    return paging.page(rows[: paging.limit + 1], lambda c: list(key(c)))
 
 
 @router.get(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,39 +38,34 @@ UNIT_KEY = (
 TIE_KEY = (TieScore.scale, TieScore.measure, TieScore.from_unit, TieScore.to_unit)
 
 
-async def unit_scores(
+Row = TypeVar("Row", UnitScore, TieScore)
+
+
+async def _rows(
     session: AsyncSession,
+    model: type[Row],
+    key: tuple[Any, ...],
     *,
     round_id: uuid.UUID,
     run_id: int,
     filters: dict[str, Any],
     after: list[Any] | None,
     limit: int,
-) -> list[UnitScore]:
-    statement = select(UnitScore).where(UnitScore.round_id == round_id, UnitScore.run_id == run_id)
+) -> list[Row]:
+    """A page of the run's rows in key order; `filters` with a None value are left out."""
+    statement = select(model).where(model.round_id == round_id, model.run_id == run_id)
     for column, value in filters.items():
         if value is not None:
-            statement = statement.where(getattr(UnitScore, column) == value)
+            statement = statement.where(getattr(model, column) == value)
     if after is not None:
-        statement = statement.where(tuple_(*UNIT_KEY) > tuple(after))
-    statement = statement.order_by(*UNIT_KEY).limit(limit + 1)
+        statement = statement.where(tuple_(*key) > tuple(after))
+    statement = statement.order_by(*key).limit(limit + 1)
     return list((await session.scalars(statement)).all())
 
 
-async def tie_scores(
-    session: AsyncSession,
-    *,
-    round_id: uuid.UUID,
-    run_id: int,
-    filters: dict[str, Any],
-    after: list[Any] | None,
-    limit: int,
-) -> list[TieScore]:
-    statement = select(TieScore).where(TieScore.round_id == round_id, TieScore.run_id == run_id)
-    for column, value in filters.items():
-        if value is not None:
-            statement = statement.where(getattr(TieScore, column) == value)
-    if after is not None:
-        statement = statement.where(tuple_(*TIE_KEY) > tuple(after))
-    statement = statement.order_by(*TIE_KEY).limit(limit + 1)
-    return list((await session.scalars(statement)).all())
+async def unit_scores(session: AsyncSession, **query: Any) -> list[UnitScore]:
+    return await _rows(session, UnitScore, UNIT_KEY, **query)
+
+
+async def tie_scores(session: AsyncSession, **query: Any) -> list[TieScore]:
+    return await _rows(session, TieScore, TIE_KEY, **query)

@@ -3,18 +3,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from coherence_api.deps import AdminCaller, AnyCaller, SessionDep
 from coherence_api.idempotency import IdempotencyDep
-from coherence_api.pagination import (
-    DEFAULT_LIMIT,
-    CursorQuery,
-    LimitQuery,
-    Page,
-    decode_cursor,
-    page,
-)
+from coherence_api.pagination import Page, PagingDep
 from coherence_api.rounds import service
 from coherence_api.rounds.schemas import RoundCreate, RoundOut
 
@@ -35,25 +28,12 @@ async def create_round(
 
 
 @router.get("", response_model=Page[RoundOut], summary="List rounds")
-async def list_rounds(
-    caller: AnyCaller,
-    session: SessionDep,
-    request: Request,
-    response: Response,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-) -> Page[RoundOut]:
-    after = decode_cursor(cursor, lambda p: (datetime.fromisoformat(p[0]), uuid.UUID(p[1])))
-    rows = await service.list_page(session, after=after, limit=limit)
+async def list_rounds(caller: AnyCaller, session: SessionDep, paging: PagingDep) -> Page[RoundOut]:
+    after = paging.after(lambda p: (datetime.fromisoformat(p[0]), uuid.UUID(p[1])))
+    rows = await service.list_page(session, after=after, limit=paging.limit)
     counts = await service.unit_counts(session, [r.id for r in rows])
     items = [RoundOut.of(r, counts.get(r.id, 0)) for r in rows]
-    return page(
-        items,
-        limit=limit,
-        position_of=lambda r: [r.created_at.isoformat(), str(r.id)],
-        request=request,
-        response=response,
-    )
+    return paging.page(items, lambda r: [r.created_at.isoformat(), str(r.id)])
 
 
 @router.get("/{round_id}", response_model=RoundOut, summary="Get a round and its scoring status")

@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from coherence_api.deps import AdminCaller, AnyCaller, SessionDep
 from coherence_api.idempotency import IdempotencyDep
-from coherence_api.pagination import (
-    DEFAULT_LIMIT,
-    CursorQuery,
-    LimitQuery,
-    Page,
-    decode_cursor,
-    page,
-)
+from coherence_api.pagination import Page, PagingDep
 from coherence_api.units import service
 from coherence_api.units.schemas import UnitOut, UnitsUpsert, UnitsUpserted
 
@@ -35,24 +28,11 @@ async def upsert_units(
 
 
 @router.get("", response_model=Page[UnitOut], summary="List units")
-async def list_units(
-    caller: AnyCaller,
-    session: SessionDep,
-    request: Request,
-    response: Response,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-) -> Page[UnitOut]:
-    after = decode_cursor(cursor, lambda p: str(p[0]))
-    rows = await service.list_page(session, after=after, limit=limit)
+async def list_units(caller: AnyCaller, session: SessionDep, paging: PagingDep) -> Page[UnitOut]:
+    after = paging.after(lambda p: str(p[0]))
+    rows = await service.list_page(session, after=after, limit=paging.limit)
     items = [UnitOut.model_validate(r) for r in rows]
-    return page(
-        items,
-        limit=limit,
-        position_of=lambda u: [u.external_id],
-        request=request,
-        response=response,
-    )
+    return paging.page(items, lambda u: [u.external_id])
 
 
 @router.get("/{external_id}", response_model=UnitOut, summary="Get a unit")

@@ -33,6 +33,12 @@ Choices where neither document is explicit (kept here so a reviewer can check th
   (respondents with the score; relational capacity: raters with a tie score), α (respondents in
   its complete cases), ICC(1)/ICC(2) (respondents in the units used), within/between means
   (raters with an internal / external tie score).
+* Summary values that pool published rows are aggregates of rule 2 (``summary_nulls``):
+  within_mean (the ``internal`` rows), between_mean (the ``incoming`` rows), a unit-targeted
+  scale's mean (both; for relational capacity also null when exactly one of within_mean and
+  between_mean is), the response rate (the direct participation rows of units with a headcount,
+  also checked against the published participation sums). Each is null when its suppressed
+  parts hold 1..k−1 distinct people; no further row is suppressed for it.
 * ``leadership_collaboration``: when either side has zero variance, r, ρ and both p-values are null;
   ``n_units`` is still given.
 """
@@ -666,11 +672,78 @@ class Reference:
         icc2 = None if msb == 0 else float((msb - msw) / msb)
         return icc1, icc2
 
+    # ---- summary values as aggregates (rule 2) ----------------------------------------------
+
+    def hidden_tie_raters(self, scale: str) -> tuple[set[int], set[int]]:
+        """The raters whose ``index`` tie scores fall in a suppressed ``internal`` row and in a
+        suppressed ``incoming`` row (``rollup: false``) of a unit-targeted scale."""
+        internal: set[int] = set()
+        incoming: set[int] = set()
+        for r, per in self.tie_scores[(scale, "index")].items():
+            for t in per:
+                own = t == self.home[r]
+                perspective = "internal" if own else "incoming"
+                row = self.unit_rows[(self.ext[t], scale, "index", perspective, False)]
+                if row.suppressed:
+                    (internal if own else incoming).add(r)
+        return internal, incoming
+
+    def tie_summary_nulls(self, scale: str) -> tuple[bool, bool, bool]:
+        """(within_mean, between_mean, mean) null under rule 2: the suppressed parts hold 1..k−1
+        distinct raters; the relational capacity mean also when exactly one of the other two is
+        null (mean and the published one give the other)."""
+        internal, incoming = self.hidden_tie_raters(scale)
+
+        def differenced(people: set[int]) -> bool:
+            return 1 <= len(people) <= self.k - 1
+
+        within, between = differenced(internal), differenced(incoming)
+        mean = differenced(internal | incoming)
+        if scale == RC:
+            mean = mean or within != between
+        return within, between, mean
+
+    def response_rate_null(self) -> bool:
+        """The response rate publishes the respondents of units with a headcount in total:
+        null when the suppressed direct participation rows of those units hold 1..k−1, or when,
+        against the published participation sums, it exposes 1..k−1 respondents (per group of
+        suppressed direct rows under one nearest published sum, the smaller of its known and
+        unknown sides; known rows under no published sum count in full)."""
+        k = self.k
+        hidden = [
+            (u, row.n)
+            for u in self.units
+            if (row := self.participation_rows.get((self.ext[u], False))) is not None
+            and row.suppressed
+        ]
+        known = {u for u in self.units if self.headcount[u] is not None}
+        if 1 <= sum(n for u, n in hidden if u in known) <= k - 1:
+            return True
+
+        def published_rollup(p: int) -> bool:
+            row = self.participation_rows.get((self.ext[p], True))
+            return row is not None and not row.suppressed
+
+        sides: dict[Any, list[int]] = defaultdict(lambda: [0, 0])  # group → [known, other]
+        for u, n in hidden:
+            chain = []
+            x: int | None = u
+            while x is not None:
+                if self.children.get(x):
+                    chain.append(x)
+                x = self.parent[x]
+            group: Any = next((p for p in chain if published_rollup(p)), None)
+            if group is None and len(self.home) >= k:
+                group = "organisation"
+            sides[group][0 if u in known else 1] += n
+        exposed = sum(side[0] if group is None else min(side) for group, side in sides.items())
+        return 1 <= exposed <= k - 1
+
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"respondents": len(self.home)}
         known = [u for u in self.units if self.headcount[u] is not None]
         heads = sum(self.headcount[u] or 0 for u in known)
-        if known and heads > 0:
+        if known and heads > 0 and not self.response_rate_null():
             out["response_rate"] = float(
                 Fraction(sum(len(self.members.get(u, [])) for u in known), heads)
             )
@@ -692,7 +765,9 @@ class Reference:
                 ties = self.tie_scores[(scale.key, "index")]
                 all_ties = [s for per in ties.values() for s in per.values()]
                 raters = {r for r, per in ties.items() if per}
-                mean = float(mean_of(all_ties)) if len(raters) >= self.k else None
+                mean = None
+                if len(raters) >= self.k and not self.tie_summary_nulls(scale.key)[2]:
+                    mean = float(mean_of(all_ties))
                 cases = [
                     (r, ans)
                     for r, per in self.tie_answers.get(scale.key, {}).items()
@@ -748,9 +823,12 @@ class Reference:
                 if home != t:
                     linked.add((min(home, t), max(home, t)))
         n_units = len(self.units)
+        within_null, between_null, _ = self.tie_summary_nulls(RC)
+        within_ok = len(within_raters) >= self.k and not within_null
+        between_ok = len(between_raters) >= self.k and not between_null
         return {
-            "within_mean": float(mean_of(within)) if len(within_raters) >= self.k else None,
-            "between_mean": float(mean_of(between)) if len(between_raters) >= self.k else None,
+            "within_mean": float(mean_of(within)) if within_ok else None,
+            "between_mean": float(mean_of(between)) if between_ok else None,
             "strong_share": strong,
             "weak_share": weak,
             "reciprocity_gap": float(mean_of(gaps)) if gaps else None,

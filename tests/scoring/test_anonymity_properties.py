@@ -7,15 +7,18 @@ suppressed) when it is not (no differencing, also across levels). True cell size
 independent reference implementation, the published flags from the engine; the two must agree.
 
 A second, independent check does the linear algebra: the published rows of one tree (a measure's
-members rows, the participation rows, an incoming column), each a sum over its cells, must not
-determine any non-zero combination of suppressed cells that together hold fewer than k people.
+members rows, the participation rows with the summary's response rate, an incoming column; the
+relational capacity tie cells with the internal and incoming rows and the summary's within mean,
+between mean and scale mean), each a sum over its cells, must not determine any non-zero
+combination of suppressed cells that together hold fewer than k distinct people.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
-from itertools import combinations
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,10 +33,12 @@ from coherence_scoring.engine import (
     RESPONDENTS_SCHEMA,
     UNITS_SCHEMA,
     ScoringInput,
+    ScoringResult,
     ScoringSettings,
     score,
 )
 from tests.reference.scoring import Reference
+from tests.scoring.engine.builders import RC, RL, Round, same
 from tests.scoring.test_engine_matches_reference import result_differences
 
 INSTRUMENT = builtin_instrument("coherence-v1")
@@ -94,33 +99,48 @@ def _published(frame: pl.DataFrame, keys: list[str]) -> dict[tuple[Any, ...], di
 
 
 def derivable_small_groups(
-    atoms: dict[Any, tuple[int, bool]], published: Iterable[set[Any]], k: int
+    atoms: Mapping[Any, tuple[int | frozenset[Any], bool]], published: Iterable[set[Any]], k: int
 ) -> list[tuple[Any, ...]]:
-    """Sets of suppressed atoms holding 1..k−1 people on which some non-zero combination of
-    their sums is determined by the published sums (each published set: the sum over its atoms).
+    """Sets of suppressed atoms holding 1..k−1 distinct people on which some non-zero
+    combination of their sums is determined by the published sums (each published set: the sum
+    over its atoms).
 
-    atoms: atom → (n, suppressed). A published atom is known on its own, so only the suppressed
-    atoms of each published set are unknowns. T leaks when the span of the published sets meets
-    the span of T's atoms beyond zero: rank(M) + |T| > rank([M; I_T])."""
+    atoms: atom → (people, suppressed), people either a count of people of its own or the set
+    of the people in it (atoms may share people: one rater's ties to several units). A published
+    atom is known on its own, so only the suppressed atoms of each published set are unknowns.
+    T leaks when the span of the published sets meets the span of T's atoms beyond zero:
+    rank(M) + |T| > rank([M; I_T]). A superset of a leaking T leaks too, so only the largest
+    T for each set P of at most k−1 people is tried: every suppressed atom whose people are in P
+    (P ranges over the unions of the atoms' people)."""
     hidden = sorted((a for a, (_, s) in atoms.items() if s), key=str)
     if not hidden:
         return []
+    people = {
+        a: p if isinstance(p, frozenset) else frozenset((a, i) for i in range(p))
+        for a, (p, _) in ((a, atoms[a]) for a in hidden)
+    }
     column = {a: i for i, a in enumerate(hidden)}
     m = np.zeros((1, len(hidden)))  # a zero row keeps the shape when nothing is published
     for known in published:
         m = np.vstack([m, [1.0 if a in known else 0.0 for a in hidden]])
     rank_m = np.linalg.matrix_rank(m)
+    small = {p for p in people.values() if len(p) <= k - 1}
+    unions: set[frozenset[Any]] = set()
+    frontier = small
+    while frontier:
+        unions |= frontier
+        frontier = {u | p for u in frontier for p in small if len(u | p) <= k - 1} - unions
+    groups = {tuple(a for a in hidden if people[a] <= union) for union in unions}
     leaks = []
-    for size in range(1, len(hidden) + 1):
-        for group in combinations(hidden, size):
-            people = sum(atoms[a][0] for a in group)
-            if not 1 <= people <= k - 1:
-                continue
-            basis = np.zeros((size, len(hidden)))
-            for i, a in enumerate(group):
-                basis[i, column[a]] = 1.0
-            if rank_m + size > np.linalg.matrix_rank(np.vstack([m, basis])):
-                leaks.append(group)
+    for group in sorted(groups):
+        held = len(frozenset().union(*(people[a] for a in group)))
+        if not 1 <= held <= k - 1:
+            continue
+        basis = np.zeros((len(group), len(hidden)))
+        for i, a in enumerate(group):
+            basis[i, column[a]] = 1.0
+        if rank_m + len(group) > np.linalg.matrix_rank(np.vstack([m, basis])):
+            leaks.append(group)
     return leaks
 
 
@@ -246,19 +266,7 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
                 sums.append(set(all_units))
             leaks = derivable_small_groups(atoms, sums, k)
             assert not leaks, ("members", scale, measure, leaks)
-    atoms = {
-        u: (part_n[(u, False)], participation[(u, False)]["suppressed"])
-        for u in all_units
-        if (u, False) in participation
-    }
-    sums = [
-        below(u) if rollup else {u}
-        for (u, rollup), row in participation.items()
-        if not row["suppressed"]
-    ]
-    if result.summary["respondents"] >= k:
-        sums.append(set(all_units))
-    assert not derivable_small_groups(atoms, sums, k), "participation"
+    assert not participation_leaks(inputs, reference, result), "participation"
     columns: dict[tuple[str, str, str], dict[Any, tuple[int, bool]]] = defaultdict(dict)
     for key, tie in ties.items():
         if key[0] != key[1]:
@@ -269,3 +277,158 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
         if incoming is not None and not incoming["suppressed"]:
             sums.append(set(atoms))
         assert not derivable_small_groups(atoms, sums, k), ("incoming", unit, scale, measure)
+    assert not network_leaks(inputs, reference, result), "network"
+
+
+def participation_leaks(
+    inputs: ScoringInput, reference: Reference, result: ScoringResult
+) -> list[tuple[Any, ...]]:
+    """The direct participation rows as atoms against every published sum of them: the direct
+    and roll-up rows, the organisation total (``respondents``, when at least k) and the
+    summary's response rate (times the public headcount total: the respondents of the units
+    with a known headcount)."""
+    k = inputs.settings.min_group_size
+    participation = _published(result.participation, ["unit", "rollup"])
+    part_n = {key: row.n for key, row in reference.participation_rows.items()}
+    subtree = {
+        reference.ext[u]: {reference.ext[x] for x in s} for u, s in reference.subtree.items()
+    }
+    atoms = {
+        u: (part_n[(u, False)], row["suppressed"])
+        for (u, rollup), row in participation.items()
+        if not rollup
+    }
+    sums = [
+        subtree[u] if rollup else {u}
+        for (u, rollup), row in participation.items()
+        if not row["suppressed"]
+    ]
+    if result.summary["respondents"] >= k:
+        sums.append(set(subtree))
+    if result.summary["response_rate"] is not None:  # headcounts are public
+        units = inputs.units.iter_rows(named=True)
+        sums.append({u["external_id"] for u in units if u["headcount"] is not None})
+    return derivable_small_groups(atoms, sums, k)
+
+
+def network_leaks(
+    inputs: ScoringInput, reference: Reference, result: ScoringResult
+) -> list[tuple[Any, ...]]:
+    """The relational capacity tie cells R[a, b] (index) as atoms, each holding the set of its
+    raters, against every published sum of them: the published ties, the ``internal`` rows
+    (R[a, a]), the ``incoming`` rows (the column without the diagonal), the summary's
+    within_mean (every R[a, a]), between_mean (every other cell) and the scale mean (all).
+    (``outgoing`` and roll-up rows are per-rater means, not sums of cells, and are left out.)"""
+    k = inputs.settings.min_group_size
+    scale = "relational_capacity"
+    units = _published(result.unit_scores, ["unit", "scale", "measure", "perspective", "rollup"])
+    ties = _published(result.tie_scores, ["from_unit", "to_unit", "scale", "measure"])
+    raters: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for r, per in reference.tie_scores[(scale, "index")].items():
+        for t in per:
+            raters[(reference.ext[reference.home[r]], reference.ext[t])].add(r)
+    atoms: dict[Any, tuple[int | frozenset[Any], bool]] = {
+        cell: (frozenset(people), ties[(*cell, scale, "index")]["suppressed"])
+        for cell, people in raters.items()
+    }
+    sums = [{cell} for cell, (_, suppressed) in atoms.items() if not suppressed]
+    for (unit, s, measure, perspective, rollup), row in units.items():
+        if (s, measure, rollup) != (scale, "index", False) or row["suppressed"]:
+            continue
+        if perspective == "internal":
+            sums.append({(unit, unit)})
+        elif perspective == "incoming":
+            sums.append({c for c in atoms if c[1] == unit and c[0] != unit})
+    network = result.summary["network"] or {}
+    if network.get("within_mean") is not None:
+        sums.append({c for c in atoms if c[0] == c[1]})
+    if network.get("between_mean") is not None:
+        sums.append({c for c in atoms if c[0] != c[1]})
+    if result.summary["scales"][scale]["mean"] is not None:
+        sums.append(set(atoms))
+    return derivable_small_groups(atoms, sums, k)
+
+
+def _round(
+    units: list[tuple[str, int | None]],
+    people: list[tuple[str, int, dict[str, int]]],
+    k: int = 3,
+) -> ScoringInput:
+    """Root units (external id, headcount); groups of people (home, count, {target: value}),
+    each answering every relational capacity item about each target with one value."""
+    rnd = Round()
+    for unit, headcount in units:
+        rnd.unit(unit, headcount=headcount)
+    for home, count, about in people:
+        rnd.people_in(home, count, same(RL, 4), {t: same(RC, v) for t, v in about.items()})
+    return rnd.inputs(k=k)
+
+
+#: The leaks that summary values opened before they were treated as aggregates (k = 3), with
+#: the summary value that gave each away.
+SUMMARY_LEAKS = {
+    # within_mean × 12 − A − B = C's two internal ties
+    "within_mean": (
+        _round(
+            [("A", None), ("B", None), ("C", None)],
+            [("A", 5, {"A": 4}), ("B", 5, {"B": 3}), ("C", 2, {"C": 1})],
+        ),
+        ("network", "within_mean"),
+    ),
+    # between_mean × 14 − incoming A − incoming B = Y's two people's ties to C and D
+    "between_mean": (
+        _round(
+            [("A", None), ("B", None), ("C", None), ("D", None), ("X", None), ("Y", None)],
+            [("X", 5, {"A": 4, "B": 3}), ("Y", 2, {"C": 1, "D": 2})],
+        ),
+        ("network", "between_mean"),
+    ),
+    # the scale mean × 12 − A − B = C's ties
+    "scale mean": (
+        _round(
+            [("A", None), ("B", None), ("C", None)],
+            [("A", 5, {"A": 4}), ("B", 5, {"B": 3}), ("C", 2, {"C": 1})],
+        ),
+        ("scales", "relational_capacity", "mean"),
+    ),
+    # the scale mean × 5 − between_mean × 3 = A's two internal ties
+    "scale mean with between_mean": (
+        _round(
+            [("A", None), ("B", None)],
+            [("A", 2, {"A": 4, "B": 2}), ("B", 1, {"A": 3})],
+        ),
+        ("scales", "relational_capacity", "mean"),
+    ),
+    # response_rate × 15 − B = A's 2 respondents
+    "response_rate": (
+        _round([("A", 5), ("B", 10), ("C", None)], [("A", 2, {}), ("B", 5, {}), ("C", 4, {})]),
+        ("response_rate",),
+    ),
+    # response_rate × 10 = A (hidden by rule 2), and respondents − A − C = B's 2
+    "response_rate with respondents": (
+        _round([("A", 10), ("B", None), ("C", None)], [("A", 5, {}), ("B", 2, {}), ("C", 5, {})]),
+        ("response_rate",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SUMMARY_LEAKS))
+def test_the_linear_check_covers_the_summary_values(case: str) -> None:
+    """As scored, nothing leaks; with the summary value published, the check finds the leak."""
+    inputs, path = SUMMARY_LEAKS[case]
+    result = score(inputs)
+    reference = Reference(inputs)
+    assert not result_differences(result, reference.run())
+    assert not network_leaks(inputs, reference, result)
+    assert not participation_leaks(inputs, reference, result)
+
+    summary = copy.deepcopy(result.summary)
+    place = summary
+    for key in path[:-1]:
+        place = place[key]
+    assert place[path[-1]] is None
+    place[path[-1]] = 1.0  # only whether a value is published matters to the check
+    leaked = dataclasses.replace(result, summary=summary)
+    assert network_leaks(inputs, reference, leaked) or participation_leaks(
+        inputs, reference, leaked
+    )

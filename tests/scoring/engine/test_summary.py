@@ -10,7 +10,7 @@ from scipy import stats
 
 from coherence_core.instruments import InstrumentDefinition
 from coherence_scoring.engine import score
-from tests.scoring.engine.builders import RC, RL, Round, same
+from tests.scoring.engine.builders import RC, RL, Round, rows, same
 
 
 def test_network_statistics() -> None:
@@ -217,3 +217,148 @@ def test_icc_needs_k_respondents_in_the_units_used() -> None:
     leadership = score(rnd.inputs(k=5)).summary["scales"]["relational_leadership"]
     assert (leadership["icc1"], leadership["icc2"]) == (None, None)
     assert leadership["mean"] == 3.0  # five respondents have the score
+
+
+# ---- Summary values as aggregates (rule 2): null when their hidden parts hold 1..k−1 ----------
+
+
+def _self_raters(sizes: dict[str, int]) -> Round:
+    """One unit per entry; its people rate only their own unit, unit i with the value i + 1."""
+    rnd = Round()
+    for value, (unit, size) in enumerate(sizes.items(), start=1):
+        rnd.unit(unit)
+        rnd.people_in(unit, size, about={unit: same(RC, value)})
+    return rnd
+
+
+def test_within_mean_is_null_when_hidden_internal_rows_hold_fewer_than_k() -> None:
+    """A (5), B (5) published, C (2) hidden: within_mean × 12 − 5·A − 5·B would give C's
+    total. The mean of all tie scores pools the same rows and is null too."""
+    result = score(_self_raters({"A": 5, "B": 5, "C": 2}).inputs(k=3))
+    internal = rows(result.unit_scores, measure="index", perspective="internal")
+    assert dict(zip(internal["unit"], internal["suppressed"], strict=True)) == {
+        "A": False,
+        "B": False,
+        "C": True,  # and nothing more is suppressed for the summary
+    }
+    assert result.summary["network"]["within_mean"] is None
+    assert result.summary["scales"]["relational_capacity"]["mean"] is None
+
+
+def test_within_mean_is_published_when_hidden_internal_rows_hold_0_or_k() -> None:
+    published = score(_self_raters({"A": 5, "B": 5, "C": 3}).inputs(k=3)).summary
+    assert published["network"]["within_mean"] == (5 + 10 + 9) / 13
+    assert published["scales"]["relational_capacity"]["mean"] == (5 + 10 + 9) / 13
+    # C (2) and D (2) hidden: 4 people, no one of them can be told apart by differencing
+    enough = score(_self_raters({"A": 5, "B": 5, "C": 2, "D": 2}).inputs(k=3)).summary
+    assert enough["network"]["within_mean"] == (5 + 10 + 6 + 8) / 14
+    assert enough["scales"]["relational_capacity"]["mean"] == (5 + 10 + 6 + 8) / 14
+
+
+def _outside_raters(small: dict[str, list[str]]) -> Round:
+    """X (5 people) rates A (4) and B (3); each unit in ``small`` has 2 people who rate the
+    listed units (value 1). Nobody rates their own unit."""
+    rnd = Round()
+    for unit in dict.fromkeys(["A", "B", "X", *small, *(t for ts in small.values() for t in ts)]):
+        rnd.unit(unit)
+    rnd.people_in("X", 5, about={"A": same(RC, 4), "B": same(RC, 3)})
+    for unit, targets in small.items():
+        rnd.people_in(unit, 2, about={t: same(RC, 1) for t in targets})
+    return rnd
+
+
+def test_between_mean_counts_distinct_raters_across_hidden_incoming_rows() -> None:
+    """Y's 2 people rate C and D: the hidden incoming rows hold 2 + 2 ties but only 2 raters,
+    and between_mean × 14 − 5·A − 5·B would give their total."""
+    result = score(_outside_raters({"Y": ["C", "D"]}).inputs(k=3))
+    incoming = rows(result.unit_scores, measure="index", perspective="incoming")
+    assert dict(zip(incoming["unit"], incoming["suppressed"], strict=True)) == {
+        "A": False,
+        "B": False,
+        "C": True,
+        "D": True,
+    }
+    assert result.summary["network"]["within_mean"] is None  # no internal ties
+    assert result.summary["network"]["between_mean"] is None
+    assert result.summary["scales"]["relational_capacity"]["mean"] is None
+
+
+def test_between_mean_is_published_when_hidden_incoming_rows_hold_k_raters() -> None:
+    # Y's 2 people rate C, Z's 2 people rate D: 4 distinct raters in the hidden rows
+    summary = score(_outside_raters({"Y": ["C"], "Z": ["D"]}).inputs(k=3)).summary
+    assert summary["network"]["between_mean"] == (20 + 15 + 2 + 2) / 14
+    assert summary["scales"]["relational_capacity"]["mean"] == (20 + 15 + 2 + 2) / 14
+    # nothing hidden: published
+    summary = score(_outside_raters({}).inputs(k=3)).summary
+    assert summary["network"]["between_mean"] == 3.5
+
+
+def test_capacity_mean_is_null_when_within_or_between_alone_is_null() -> None:
+    """A's 2 people rate A and B, B's 1 person rates A: within_mean is null (2 raters) and
+    between_mean published (3 raters); the mean of all five ties times 5 minus between_mean
+    times 3 would give the two internal ties, so the mean is null too."""
+    rnd = Round()
+    for unit in ("A", "B"):
+        rnd.unit(unit)
+    rnd.people_in("A", 2, about={"A": same(RC, 4), "B": same(RC, 2)})
+    rnd.people_in("B", 1, about={"A": same(RC, 3)})
+    summary = score(rnd.inputs(k=3)).summary
+    assert summary["network"]["within_mean"] is None
+    assert summary["network"]["between_mean"] == pytest.approx(7 / 3)
+    assert summary["scales"]["relational_capacity"]["mean"] is None
+
+
+def test_capacity_mean_is_published_when_both_parts_are_null_but_hold_k() -> None:
+    """C's 2 people rate C (hidden internal), D's 2 people rate E (hidden incoming): within_mean
+    and between_mean are each null, the mean pools 4 hidden raters and is published."""
+    rnd = Round()
+    for unit in ("A", "B", "C", "D", "E"):
+        rnd.unit(unit)
+    rnd.people_in("A", 5, about={"A": same(RC, 4), "B": same(RC, 3)})
+    rnd.people_in("C", 2, about={"C": same(RC, 2)})
+    rnd.people_in("D", 2, about={"E": same(RC, 1)})
+    summary = score(rnd.inputs(k=3)).summary
+    assert summary["network"]["within_mean"] is None
+    assert summary["network"]["between_mean"] is None
+    assert summary["scales"]["relational_capacity"]["mean"] == (20 + 15 + 4 + 2) / 14
+
+
+def _participation_round(units: list[tuple[str, int | None, int]]) -> Round:
+    """Root units (external id, headcount, respondents)."""
+    rnd = Round()
+    for unit, headcount, people in units:
+        rnd.unit(unit, headcount=headcount)
+        rnd.people_in(unit, people, same(RL, 4))
+    return rnd
+
+
+def test_response_rate_is_null_when_hidden_units_with_a_headcount_hold_fewer_than_k() -> None:
+    """A (headcount 5, 2 people) hidden, B (headcount 10, 5 people) published: the rate × 15 − 5
+    would give A's respondents. (C, without a headcount, is hidden too, by rule 2.)"""
+    result = score(_participation_round([("A", 5, 2), ("B", 10, 5), ("C", None, 4)]).inputs(k=3))
+    reasons = dict(
+        zip(result.participation["unit"], result.participation["suppression_reason"], strict=True)
+    )
+    assert reasons == {"A": "min_group_size", "B": None, "C": "complementary"}
+    assert result.summary["response_rate"] is None
+
+
+def test_response_rate_is_published_when_hidden_units_with_a_headcount_hold_0_or_k() -> None:
+    none_hidden = [("A", 5, 3), ("B", 10, 5), ("C", None, 4)]
+    assert score(_participation_round(none_hidden).inputs(k=3)).summary["response_rate"] == 8 / 15
+    # A (2) and D (2), both with a headcount, hidden: 4 people
+    four_hidden = [("A", 5, 2), ("B", 10, 5), ("C", None, 4), ("D", 4, 2)]
+    result = score(_participation_round(four_hidden).inputs(k=3))
+    hidden = result.participation.filter("suppressed")["unit"].to_list()
+    assert hidden == ["A", "D"]
+    assert result.summary["response_rate"] == 9 / 19
+
+
+def test_response_rate_is_null_when_it_gives_away_units_without_a_headcount() -> None:
+    """A (headcount 10, 5) is hidden by rule 2 only because B (no headcount, 2) is: the rate
+    gives A = 5, and the published respondent count minus A and C gives B."""
+    result = score(_participation_round([("A", 10, 5), ("B", None, 2), ("C", None, 5)]).inputs())
+    hidden = result.participation.filter("suppressed")["unit"].to_list()
+    assert hidden == ["A", "B"]
+    assert result.summary["respondents"] == 12
+    assert result.summary["response_rate"] is None

@@ -110,6 +110,7 @@ def score(inputs: ScoringInput) -> ScoringResult:
         tree=tree,
         unit_rows=unit_rows,
         tie_rows=tie_rows,
+        participation=published.participation,
         organisation_suppressed=published.organisation_suppressed,
         k=settings.min_group_size,
     )

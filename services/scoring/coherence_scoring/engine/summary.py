@@ -2,10 +2,12 @@
 
 Respondent-level statistics (scale means, Cronbach's α, ICC(1)/ICC(2), within/between means) are
 computed from exact integer sums, and are null when they rest on fewer than ``k`` distinct
-respondents (SCORING.md §5 rule 1); statistics over published cells (strong/weak shares, the
-reciprocity gap, the leadership–collaboration correlation) use rows after both anonymity rules
-and without roll-up. Units are taken in index order, items in instrument order, so every sum is
-done in one fixed order.
+respondents (SCORING.md §5 rule 1). Summary values that pool published rows (the within/between
+means, a unit-targeted scale's mean, the response rate) are also null when the rows they pool
+that are suppressed hold 1..k−1 people (rule 2; anonymity.py decides). Statistics over published
+cells (strong/weak shares, the reciprocity gap, the leadership–collaboration correlation) use
+rows after both anonymity rules and without roll-up. Units are taken in index order, items in
+instrument order, so every sum is done in one fixed order.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import polars as pl
 from scipy import stats
 
 from coherence_core.instruments.model import RELATIONAL_CAPACITY, RELATIONAL_LEADERSHIP
+from coherence_scoring.engine.anonymity import (
+    PARTICIPATION,
+    TieSummaryNulls,
+    distinct,
+    response_rate_null,
+    tie_summary_nulls,
+)
 from coherence_scoring.engine.cells import run_starts
 from coherence_scoring.engine.layout import INCOMING, INDEX, MEMBERS, Measures, UnitTree
 from coherence_scoring.engine.respondent import RespondentData, Wide
@@ -31,44 +40,84 @@ def build_summary(
     tree: UnitTree,
     unit_rows: pl.DataFrame,
     tie_rows: pl.DataFrame,
+    participation: pl.DataFrame,
     organisation_suppressed: dict[int, bool],
     k: int,
 ) -> dict[str, Any]:
-    """unit_rows / tie_rows: published rows with internal codes, band and suppressed; ``k``:
-    the minimum group size (a value resting on fewer distinct respondents is null)."""
+    """unit_rows / tie_rows / participation: rows after both anonymity rules, with internal
+    codes and ``suppressed`` (unit and tie rows also ``band``); ``k``: the minimum group size."""
     index = measures.frame.filter(pl.col("kind") == INDEX)
-    scales: dict[str, Any] = {}
-    for row in index.iter_rows(named=True):
-        scales[row["scale"]] = _scale_summary(data, measures, row, organisation_suppressed, k)
     network_scale = _network_scale(index)
+    network_mid = None if network_scale is None else network_scale["mid"]
+    scales: dict[str, Any] = {}
+    network_nulls = None
+    for row in index.iter_rows(named=True):
+        if row["unit_targeted"]:
+            nulls = _tie_nulls(data, tree, unit_rows, row["mid"], k, row["mid"] == network_mid)
+            if row["mid"] == network_mid:
+                network_nulls = nulls
+            hide_mean = nulls.mean
+        else:
+            hide_mean = organisation_suppressed.get(row["mid"], False)
+        scales[row["scale"]] = _scale_summary(data, measures, row, hide_mean, k)
     network = None
-    if network_scale is not None:
-        network = _network(data, tree, network_scale, tie_rows, k)
+    if network_scale is not None and network_nulls is not None:
+        network = _network(data, tree, network_scale, tie_rows, network_nulls, k)
+    organisation_published = not organisation_suppressed.get(PARTICIPATION, True)
     return {
         "respondents": int(data.respondents.height),
-        "response_rate": _response_rate(data, tree),
+        "response_rate": _response_rate(data, tree, participation, organisation_published, k),
         "scales": scales,
         "network": network,
         "leadership_collaboration": _leadership_collaboration(index, unit_rows, tree),
     }
 
 
-def _response_rate(data: RespondentData, tree: UnitTree) -> float | None:
+def _response_rate(
+    data: RespondentData,
+    tree: UnitTree,
+    participation: pl.DataFrame,
+    organisation_published: bool,
+    k: int,
+) -> float | None:
     known = [u for u, h in enumerate(tree.headcount) if h is not None]
     total = sum(tree.headcount[u] or 0 for u in known)
     if not known or total <= 0:
         return None
+    if response_rate_null(participation, tree, organisation_published, k):
+        return None
     counts = np.bincount(data.home, minlength=tree.count)
     return float(counts[known].sum()) / float(total)
+
+
+def _tie_nulls(
+    data: RespondentData,
+    tree: UnitTree,
+    unit_rows: pl.DataFrame,
+    mid: int,
+    k: int,
+    network: bool,
+) -> TieSummaryNulls:
+    """Rule 2 for the summary values of a unit-targeted scale (anonymity.py)."""
+    present = _present(data.ties, mid)
+    r, a, b = (data.ties.column(c)[present] for c in ("r", "a", "b"))
+    return tie_summary_nulls(unit_rows, mid, r, a, b, tree.count, k, network=network)
+
+
+def _present(wide: Wide, mid: int) -> np.ndarray:
+    """The rows of ``wide`` that have a score for measure ``mid``."""
+    return wide.has[:, wide.col(mid)] if mid in wide.mids else np.zeros(wide.height, dtype=bool)
 
 
 def _scale_summary(
     data: RespondentData,
     measures: Measures,
     row: dict[str, Any],
-    organisation_suppressed: dict[int, bool],
+    hide_mean: bool,
     k: int,
 ) -> dict[str, float | None]:
+    """``hide_mean``: the mean is null under rule 2 (the organisation family for a scale asked
+    once, anonymity.tie_summary_nulls for a unit-targeted one)."""
     mid, denominator = row["mid"], row["denominator"]
     wide = data.ties if row["unit_targeted"] else data.selves
     if wide.height == 0 or mid not in wide.mids:
@@ -77,7 +126,7 @@ def _scale_summary(
     present = wide.has[:, col]
     respondent = wide.column("r")
     mean = None
-    if _distinct(respondent[present]) >= k and not organisation_suppressed.get(mid, False):
+    if distinct(respondent[present]) >= k and not hide_mean:
         mean = _exact_mean(wide.x[present, col], denominator)
     # ICC: respondent scores by home unit (relational capacity: the internal tie); one score per
     # respondent, so the scores of the units used are as many as their respondents
@@ -89,11 +138,6 @@ def _scale_summary(
     columns = [wide.col(int(m)) for m in items]
     alpha = _alpha(wide, columns, respondent, k)
     return {"mean": mean, "alpha": alpha, "icc1": icc1, "icc2": icc2}
-
-
-def _distinct(r: np.ndarray) -> int:
-    """The number of distinct respondents (dense indices) in ``r``."""
-    return int(np.count_nonzero(np.bincount(r))) if len(r) else 0
 
 
 def _exact_mean(x: np.ndarray, denominator: int) -> float | None:
@@ -127,7 +171,7 @@ def _alpha(wide: Wide, columns: list[int], respondent: np.ndarray, k: int) -> fl
     complete = wide.has[:, columns].all(axis=1)
     values = wide.x[complete][:, columns]  # items: the scored value itself
     n_cases = len(values)
-    if n_cases < 2 or _distinct(respondent[complete]) < k:
+    if n_cases < 2 or distinct(respondent[complete]) < k:
         return None
     item_var = sum(
         _variance(n_cases, int(values[:, c].sum()), int((values[:, c] ** 2).sum()))
@@ -193,11 +237,12 @@ def _network(
     tree: UnitTree,
     scale: dict[str, Any],
     tie_rows: pl.DataFrame,
+    nulls: TieSummaryNulls,
     k: int,
 ) -> dict[str, Any]:
     mid, denominator = scale["mid"], scale["denominator"]
     ties = data.ties
-    present = ties.has[:, ties.col(mid)] if mid in ties.mids else np.zeros(ties.height, bool)
+    present = _present(ties, mid)
     a, b = ties.column("a")[present], ties.column("b")[present]
     r = ties.column("r")[present]
     x = ties.x[present, ties.col(mid)] if present.any() else np.zeros(0, dtype=np.int64)
@@ -218,8 +263,12 @@ def _network(
     n_units = tree.count
     external = a != b
     rated = len(np.unique(np.minimum(a, b)[external] * n_units + np.maximum(a, b)[external]))
-    within = _exact_mean(x[~external], denominator) if _distinct(r[~external]) >= k else None
-    between = _exact_mean(x[external], denominator) if _distinct(r[external]) >= k else None
+    within = None
+    if distinct(r[~external]) >= k and not nulls.within_mean:
+        within = _exact_mean(x[~external], denominator)
+    between = None
+    if distinct(r[external]) >= k and not nulls.between_mean:
+        between = _exact_mean(x[external], denominator)
     return {
         "within_mean": within,
         "between_mean": between,

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import httpx
-import polars as pl
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -101,7 +100,8 @@ async def test_push_score_and_read_back(
     assert summary.status_code == 200
     body = summary.json()
     assert body["respondents"] == 10 and body["input_version"] == 1
-    assert body["response_rate"] == pytest.approx(7 / 18)  # units with a known headcount
+    # 7 of 18 would give away it's 2 respondents (rate × 18 − fin's 5): not published.
+    assert body["response_rate"] is None
     assert body["method_version"] == "coherence-v1"
 
     etag = summary.headers["etag"]
@@ -197,22 +197,27 @@ async def test_synthetic_organisation_through_rest_matches_independent_computati
             assert _close(got[field], want[field]), (key, field, got[field], want[field])
         assert got["band"] == want["band"], key
 
+    measures = expected.tie_scores["measure"].unique().sort().to_list()
+    assert len(measures) == 13  # index, 3 subscales, 9 items
     got_ties = {
         (r["from_unit"], r["to_unit"], r["measure"]): r
-        for measure in ("index", "communication", "rc_timely")
+        for measure in measures
         for r in await fetch_all(client, org, f"{base}/ties", measure=measure)
     }
     want_ties = {
         (r["from_unit"], r["to_unit"], r["measure"]): r
-        for r in expected.tie_scores.filter(
-            pl.col("measure").is_in(["index", "communication", "rc_timely"])
-        ).iter_rows(named=True)
+        for r in expected.tie_scores.iter_rows(named=True)
     }
     assert got_ties.keys() == want_ties.keys()
     for key, want in want_ties.items():
         got = got_ties[key]
-        assert (got["suppressed"], got["n"]) == (want["suppressed"], want["n"]), key
-        assert _close(got["mean"], want["mean"]) and _close(got["sd"], want["sd"]), key
+        assert (got["suppressed"], got["n"], got["band"]) == (
+            want["suppressed"],
+            want["n"],
+            want["band"],
+        ), key
+        for field in ("mean", "sd", "ci_low", "ci_high"):
+            assert _close(got[field], want[field]), (key, field)
 
     summary = (await client.get(f"{base}/summary", headers=org.headers)).json()
     assert summary["respondents"] == expected.summary["respondents"]
@@ -221,3 +226,8 @@ async def test_synthetic_organisation_through_rest_matches_independent_computati
             assert _close(summary["scales"][scale][field], value), (scale, field)
     for field, value in expected.summary["network"].items():
         assert _close(summary["network"][field], value), field
+    assert _close(summary["response_rate"], expected.summary["response_rate"])
+    want_lc = expected.summary["leadership_collaboration"]
+    assert want_lc is not None and want_lc["n_units"] >= 4
+    for field, value in want_lc.items():
+        assert _close(summary["leadership_collaboration"][field], value), field

@@ -29,13 +29,16 @@ Choices where neither document is explicit (kept here so a reviewer can check th
   ``internal`` or ``incoming`` row is; otherwise it counts as "missing / min_group_size" when either
   of the two rows is missing or suppressed for ``min_group_size``, else "complementary"),
   relational leadership and psychological safety.
+* After rule 2, ``outgoing`` (no roll-up) and roll-up ``internal`` / ``incoming`` / ``outgoing``
+  rows of a unit-targeted scale (parts of no family) are suppressed (complementary) when the
+  distinct raters of the suppressed ties they pool number 1..k−1 (``rule_two_pooled``).
 * Summary values resting on fewer than k distinct respondents are null (rule 1): a scale mean
   (respondents with the score; relational capacity: raters with a tie score), α (respondents in
   its complete cases), ICC(1)/ICC(2) (respondents in the units used), within/between means
   (raters with an internal / external tie score).
 * Summary values that pool published rows are aggregates of rule 2 (``summary_nulls``):
   within_mean (the ``internal`` rows), between_mean (the ``incoming`` rows), a unit-targeted
-  scale's mean (both; for relational capacity also null when exactly one of within_mean and
+  scale's mean (both; for the network scale also null when exactly one of within_mean and
   between_mean is), the response rate (the direct participation rows of units with a headcount,
   also checked against the published participation sums). Each is null when its suppressed
   parts hold 1..k−1 distinct people; no further row is suppressed for it.
@@ -592,6 +595,41 @@ class Reference:
                             changed = True
                         break
 
+    def pooled_by(self, a: int, b: int) -> list[tuple[int, str, bool]]:
+        """The (unit, perspective, rollup) rows that pool the tie scores of R[a, b] and are
+        parts of no family: outgoing of a (a ≠ b), and per unit p with children, p's roll-up
+        internal (a and b in S(p)), incoming (only b) or outgoing (only a) row."""
+        out = [(a, "outgoing", False)] if a != b else []
+        for p in self.parents:
+            inside_a, inside_b = a in self.subtree[p], b in self.subtree[p]
+            if inside_a and inside_b:
+                out.append((p, "internal", True))
+            elif inside_b:
+                out.append((p, "incoming", True))
+            elif inside_a:
+                out.append((p, "outgoing", True))
+        return out
+
+    def rule_two_pooled(self) -> None:
+        """After rule 2: a row that pools tie scores and is a part of no family (outgoing, roll-up
+        internal / incoming / outgoing) is the aggregate of the ties it pools; suppressed
+        (complementary) when the distinct raters of its suppressed ties number 1..k−1."""
+        for scale in self.instrument.scales:
+            if scale.targeting != "unit":
+                continue
+            for m in measures_of(scale):
+                hidden: dict[tuple[int, str, bool], set[int]] = defaultdict(set)
+                for r, per_target in self.tie_scores[(scale.key, m.key)].items():
+                    a = self.home[r]
+                    for b in per_target:
+                        if self.tie_rows[(self.ext[a], self.ext[b], scale.key, m.key)].suppressed:
+                            for key in self.pooled_by(a, b):
+                                hidden[key].add(r)
+                for (u, perspective, rollup), raters in hidden.items():
+                    if 1 <= len(raters) <= self.k - 1:
+                        row = self.unit_rows[(self.ext[u], scale.key, m.key, perspective, rollup)]
+                        row.suppress(COMPLEMENTARY)
+
     # ---- coherence -------------------------------------------------------------------------
 
     def score_coherence(self) -> None:
@@ -690,7 +728,7 @@ class Reference:
 
     def tie_summary_nulls(self, scale: str) -> tuple[bool, bool, bool]:
         """(within_mean, between_mean, mean) null under rule 2: the suppressed parts hold 1..k−1
-        distinct raters; the relational capacity mean also when exactly one of the other two is
+        distinct raters; the network scale's mean also when exactly one of the other two is
         null (mean and the published one give the other)."""
         internal, incoming = self.hidden_tie_raters(scale)
 
@@ -699,7 +737,7 @@ class Reference:
 
         within, between = differenced(internal), differenced(incoming)
         mean = differenced(internal | incoming)
-        if scale == RC:
+        if scale == self.network_scale():
             mean = mean or within != between
         return within, between, mean
 
@@ -788,11 +826,17 @@ class Reference:
         out["leadership_collaboration"] = self.leadership_collaboration()
         return out
 
+    def network_scale(self) -> str | None:
+        """The scale of the network statistics: relational capacity when it is asked per
+        target unit, else the first scale asked per target unit."""
+        targeted = [s.key for s in self.instrument.scales if s.targeting == "unit"]
+        return RC if RC in targeted else next(iter(targeted), None)
+
     def network(self) -> dict[str, Any] | None:
-        scale = self.instrument.scale(RC)
-        if scale is None or scale.targeting != "unit":
+        net = self.network_scale()
+        if net is None:
             return None
-        ties = self.tie_scores[(RC, "index")]
+        ties = self.tie_scores[(net, "index")]
         within = [s for r, per in ties.items() for t, s in per.items() if t == self.home[r]]
         between = [s for r, per in ties.items() for t, s in per.items() if t != self.home[r]]
         within_raters = {r for r, per in ties.items() if self.home[r] in per}
@@ -800,7 +844,7 @@ class Reference:
         published_external = [
             row
             for (from_ext, to_ext, s, m), row in self.tie_rows.items()
-            if s == RC and m == "index" and from_ext != to_ext and not row.suppressed
+            if s == net and m == "index" and from_ext != to_ext and not row.suppressed
         ]
         strong = weak = None
         if published_external:
@@ -810,7 +854,7 @@ class Reference:
             weak = sum(1 for r in published_external if r.band == "weak") / len(published_external)
         gaps: list[Fraction] = []
         for (from_ext, to_ext, s, m), row in self.tie_rows.items():
-            if s != RC or m != "index" or from_ext >= to_ext or row.suppressed:
+            if s != net or m != "index" or from_ext >= to_ext or row.suppressed:
                 continue
             other = self.tie_rows.get((to_ext, from_ext, s, m))
             if other is not None and not other.suppressed:
@@ -823,7 +867,7 @@ class Reference:
                 if home != t:
                     linked.add((min(home, t), max(home, t)))
         n_units = len(self.units)
-        within_null, between_null, _ = self.tie_summary_nulls(RC)
+        within_null, between_null, _ = self.tie_summary_nulls(net)
         within_ok = len(within_raters) >= self.k and not within_null
         between_ok = len(between_raters) >= self.k and not between_null
         return {
@@ -876,6 +920,7 @@ class Reference:
         self.rule_one()
         self.build_families()
         self.rule_two()
+        self.rule_two_pooled()
         # bands on published index rows (coherence sets its own)
         for (_, _, measure, _, _), row in self.unit_rows.items():
             if measure == "index" and not row.suppressed:

@@ -233,9 +233,14 @@ def test_ties_internal_incoming_outgoing(result) -> None:  # type: ignore[no-unt
     incoming = [tie(r, D) for r in (0, 1, 2, 3, 4, 5, 6)]
     assert_stats(unit_row(result, "d", "relational_capacity", "incoming"), incoming)
     assert unit_row(result, "d", "relational_capacity", "incoming")["rwg"] is None
-    # outgoing of b: per member, the mean of their ties to other units
-    outgoing = [statistics.mean(tie(r, t) for t in TARGETS[r] if t != B) for r in (1, 2, 3, 4)]
-    assert_stats(unit_row(result, "b", "relational_capacity", "outgoing"), outgoing)
+    # outgoing of d: per member, the mean of their ties to other units
+    outgoing = [statistics.mean(tie(r, t) for t in TARGETS[r] if t != D) for r in range(8, 13)]
+    assert_stats(unit_row(result, "d", "relational_capacity", "outgoing"), outgoing)
+    # outgoing of b pools R[b,d] (4 raters) and R[b,c] (r1, r2: suppressed): hidden with them
+    b_out = unit_row(result, "b", "relational_capacity", "outgoing")
+    assert b_out["suppressed"] and b_out["suppression_reason"] == "complementary"
+    # outgoing of c pools the suppressed R[c,a], R[c,b], R[c,d]: 3 raters (k), published
+    assert not unit_row(result, "c", "relational_capacity", "outgoing")["suppressed"]
     # r8's single answer about c does not make a tie score
     assert tie_row(result, "d", "c") is None
 

@@ -10,7 +10,9 @@ A second, independent check does the linear algebra: the published rows of one t
 members rows, the participation rows with the summary's response rate, an incoming column; the
 relational capacity tie cells with the internal and incoming rows and the summary's within mean,
 between mean and scale mean), each a sum over its cells, must not determine any non-zero
-combination of suppressed cells that together hold fewer than k distinct people.
+combination of suppressed cells that together hold fewer than k distinct people. Each published
+``outgoing`` and roll-up row of relational capacity whose raters have one tie score each among
+the cells it pools is checked the same way, one row at a time against the published ties.
 """
 
 from __future__ import annotations
@@ -278,6 +280,7 @@ def test_no_published_number_describes_fewer_than_k(inputs: ScoringInput) -> Non
             sums.append(set(atoms))
         assert not derivable_small_groups(atoms, sums, k), ("incoming", unit, scale, measure)
     assert not network_leaks(inputs, reference, result), "network"
+    assert not pooled_row_leaks(inputs, reference, result), "outgoing and roll-up rows"
 
 
 def participation_leaks(
@@ -318,7 +321,7 @@ def network_leaks(
     raters, against every published sum of them: the published ties, the ``internal`` rows
     (R[a, a]), the ``incoming`` rows (the column without the diagonal), the summary's
     within_mean (every R[a, a]), between_mean (every other cell) and the scale mean (all).
-    (``outgoing`` and roll-up rows are per-rater means, not sums of cells, and are left out.)"""
+    (``outgoing`` and roll-up rows are per-rater means, not sums of cells: ``pooled_row_leaks``.)"""
     k = inputs.settings.min_group_size
     scale = "relational_capacity"
     units = _published(result.unit_scores, ["unit", "scale", "measure", "perspective", "rollup"])
@@ -347,6 +350,44 @@ def network_leaks(
     if result.summary["scales"][scale]["mean"] is not None:
         sums.append(set(atoms))
     return derivable_small_groups(atoms, sums, k)
+
+
+def pooled_row_leaks(
+    inputs: ScoringInput, reference: Reference, result: ScoringResult
+) -> list[tuple[Any, ...]]:
+    """Each published ``outgoing`` or roll-up row of relational capacity (``index``) against the
+    published tie cells (atoms as in ``network_leaks``): the row is the sum of the cells it pools
+    (``Reference.pooled_by``) when each of its raters has exactly one tie score among them; such
+    a row, with the published ties, must not pin down fewer than k people. One row at a time:
+    this is the rule these rows follow (scoring-decisions.md, Anonymity); combinations of
+    several such rows, or with other rows and summary values, are not covered by it."""
+    k = inputs.settings.min_group_size
+    scale = "relational_capacity"
+    units = _published(result.unit_scores, ["unit", "scale", "measure", "perspective", "rollup"])
+    ties = _published(result.tie_scores, ["from_unit", "to_unit", "scale", "measure"])
+    raters: dict[tuple[str, str], set[int]] = defaultdict(set)
+    pooled: dict[tuple[str, str, bool], set[tuple[str, str]]] = defaultdict(set)
+    ties_in: dict[tuple[str, str, bool], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for r, per in reference.tie_scores[(scale, "index")].items():
+        a = reference.home[r]
+        for b in per:
+            cell = (reference.ext[a], reference.ext[b])
+            raters[cell].add(r)
+            for u, perspective, rollup in reference.pooled_by(a, b):
+                key = (reference.ext[u], perspective, rollup)
+                pooled[key].add(cell)
+                ties_in[key][r] += 1
+    atoms: dict[Any, tuple[int | frozenset[Any], bool]] = {
+        cell: (frozenset(people), ties[(*cell, scale, "index")]["suppressed"])
+        for cell, people in raters.items()
+    }
+    published_ties = [{cell} for cell, (_, suppressed) in atoms.items() if not suppressed]
+    leaks = []
+    for (unit, perspective, rollup), cells in sorted(pooled.items()):
+        row = units[(unit, scale, "index", perspective, rollup)]
+        if not row["suppressed"] and set(ties_in[(unit, perspective, rollup)].values()) == {1}:
+            leaks += derivable_small_groups(atoms, [*published_ties, cells], k)
+    return leaks
 
 
 def _round(
@@ -410,6 +451,66 @@ SUMMARY_LEAKS = {
         ("response_rate",),
     ),
 }
+
+
+def _tree_round(
+    units: list[tuple[str, str | None]], people: list[tuple[str, int, dict[str, int]]]
+) -> ScoringInput:
+    """Units (external id, parent); groups of people as in ``_round``; k = 3."""
+    rnd = Round()
+    for unit, parent in units:
+        rnd.unit(unit, parent)
+    for home, count, about in people:
+        rnd.people_in(home, count, about={t: same(RC, v) for t, v in about.items()})
+    return rnd.inputs(k=3)
+
+
+#: The leaks of rows that pool tie scores before they were checked against their ties (k = 3),
+#: with the row that gave each away (unit, perspective, rollup).
+POOLED_ROW_LEAKS = {
+    # P's roll-up internal × 12 − R[P,P] × 5 − R[a,a] × 5 = b's two people
+    "rollup internal": (
+        _tree_round(
+            [("P", None), ("a", "P"), ("b", "P")],
+            [("P", 5, {"P": 4}), ("a", 5, {"a": 3}), ("b", 2, {"b": 1})],
+        ),
+        ("P", "internal", True),
+    ),
+    # outgoing(a) × 5 − R[a,b] × 3 = R[a,c] (2 raters); incoming(c) − R[a,c] = d's one person
+    "outgoing": (
+        _tree_round(
+            [("a", None), ("b", None), ("c", None), ("d", None)],
+            [("a", 3, {"b": 4}), ("a", 2, {"c": 1}), ("d", 1, {"c": 5})],
+        ),
+        ("a", "outgoing", False),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(POOLED_ROW_LEAKS))
+def test_the_linear_check_covers_outgoing_and_rollup_rows(case: str) -> None:
+    """As scored, the row is hidden and nothing leaks; published, the check finds the leak."""
+    inputs, (unit, perspective, rollup) = POOLED_ROW_LEAKS[case]
+    result = score(inputs)
+    reference = Reference(inputs)
+    assert not result_differences(result, reference.run())
+    assert not pooled_row_leaks(inputs, reference, result)
+    assert not network_leaks(inputs, reference, result)
+
+    is_row = (
+        (pl.col("unit") == unit)
+        & (pl.col("scale") == "relational_capacity")
+        & (pl.col("perspective") == perspective)
+        & (pl.col("rollup") == rollup)
+    )
+    assert result.unit_scores.filter(is_row & (pl.col("measure") == "index"))["suppressed"].all()
+    leaked = dataclasses.replace(
+        result,
+        unit_scores=result.unit_scores.with_columns(
+            suppressed=pl.when(is_row).then(False).otherwise(pl.col("suppressed"))
+        ),
+    )
+    assert pooled_row_leaks(inputs, reference, leaked)
 
 
 @pytest.mark.parametrize("case", list(SUMMARY_LEAKS))

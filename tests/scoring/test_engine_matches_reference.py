@@ -129,6 +129,17 @@ def instrument_without_coherence() -> InstrumentDefinition:
     return InstrumentDefinition.model_validate(base)
 
 
+def instrument_with_renamed_network() -> InstrumentDefinition:
+    """coherence-v1 with relational capacity renamed: the network statistics use the first
+    scale asked per target unit (no coherence index, no leadership–collaboration)."""
+    base = builtin_instrument("coherence-v1").model_dump()
+    base["key"] = "renamed-network"
+    for scale in base["scales"]:
+        if scale["key"] == "relational_capacity":
+            scale["key"] = "collaboration"
+    return InstrumentDefinition.model_validate(base)
+
+
 # --------------------------------------------------------------------------------------------
 # Cases
 # --------------------------------------------------------------------------------------------
@@ -151,6 +162,7 @@ class Case:
             "coherence-v1": builtin_instrument("coherence-v1"),
             "custom": custom_instrument(),
             "no-coherence": instrument_without_coherence(),
+            "renamed-network": instrument_with_renamed_network(),
         }[self.instrument]
         org = generate_organisation(
             self.respondents,
@@ -182,6 +194,7 @@ CASES = [
         tiny_unit_share=0.3,
     ),
     Case("no-coherence-k5", 300, 20, seed=7, settings=K5, instrument="no-coherence"),
+    Case("renamed-network-k3", 300, 20, seed=10, settings=K3, instrument="renamed-network"),
     Case("one-unit", 12, 1, seed=8, settings=K5),
     Case("few-respondents", 4, 3, seed=9, settings=K3),
 ]
@@ -543,3 +556,13 @@ def test_engine_matches_reference_on_handcrafted_edges() -> None:
     assert reference.summary["respondents"] == 24
     problems = result_differences(score(inp), reference)
     assert not problems, "engine and reference disagree:\n" + "\n".join(problems)
+
+
+def test_network_uses_the_first_scale_asked_per_target_unit() -> None:
+    """Without a scale named relational_capacity, engine and reference both compute the network
+    statistics on the first unit-targeted scale (the comparison case renamed-network-k3)."""
+    case = next(c for c in CASES if c.instrument == "renamed-network")
+    inp = case.scoring_input()
+    network = score(inp).summary["network"]
+    assert network is not None and network["between_mean"] is not None
+    assert reference_score(inp).summary["network"] == network

@@ -20,6 +20,11 @@ Participation rows form families 2 and 3 too, with ``respondents`` as n. Every f
 whether or not its aggregate is itself suppressed, and the families are re-checked until nothing
 changes (suppression only grows).
 
+After rule 2, the rows of unit-targeted scales that are parts of no family — ``outgoing``
+(``rollup: false``) and the roll-up ``internal``, ``incoming`` and ``outgoing`` rows — are
+checked against the tie rows whose scores they pool (``pooled_rows``): a row is suppressed
+(``complementary``) when the suppressed ones among them hold 1..k−1 distinct raters.
+
 After both rules, summary values that pool published rows are aggregates too (the within and
 between means, a unit-targeted scale's mean, the response rate): ``tie_summary_nulls`` and
 ``response_rate_null`` say when one must be null because the rows it pools that are suppressed
@@ -28,12 +33,13 @@ hold 1..k−1 people. No row is suppressed for a summary value.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from coherence_scoring.engine.layout import INCOMING, INTERNAL, MEMBERS, UnitTree
+from coherence_scoring.engine.layout import INCOMING, INTERNAL, MEMBERS, OUTGOING, UnitTree
 
 MIN_GROUP_SIZE = "min_group_size"
 COMPLEMENTARY = "complementary"
@@ -209,6 +215,95 @@ def _repair(parts: _Parts, n_all: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
         suppressed[fresh] = True
         reason[fresh] = 2
     return suppressed, reason
+
+
+def pooled_rows(
+    published: Published,
+    r: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    mids: np.ndarray,
+    has: np.ndarray,
+    tree: UnitTree,
+    k: int,
+) -> Published:
+    """Rule 2 for the rows that pool tie scores but are parts of no family: each is the
+    aggregate of the tie rows (``rollup: false``, same measure) whose scores it pools —
+
+    * ``outgoing`` of a, ``rollup: false``: the ties R[a, b], b ≠ a;
+    * roll-up ``internal`` of p: R[a, b] with a and b in the subtree S(p);
+    * roll-up ``incoming`` of p: R[a, b] with a outside S(p), b in S(p);
+    * roll-up ``outgoing`` of p: R[a, b] with a in S(p), b outside S(p) —
+
+    and is suppressed (``complementary``) when the distinct raters of its suppressed ties
+    number 1..k−1 (one rater can sit in several of them). Suppressing these rows changes no
+    family, so one pass is enough.
+
+    r, a, b: the rater, the rater's home unit and the target of every row of the tie scores;
+    ``has[i, j]``: row i has a score for measure ``mids[j]``."""
+    unit_rows, ties = published.unit_rows, published.tie_rows
+    u_count = tree.count
+    hidden_ties = ties.filter(pl.col("suppressed"))
+    if hidden_ties.height == 0 or len(r) == 0:
+        return published
+    # hidden[j, a·U + b]: the tie R[a, b] of measure mids[j] is suppressed
+    column = _lookup(mids.astype(np.int64), np.arange(len(mids)), _ints(hidden_ties, "mid"))
+    hidden = np.zeros((len(mids), u_count * u_count), dtype=bool)
+    cell = _ints(hidden_ties, "from") * u_count + _ints(hidden_ties, "to")
+    hidden[column[column >= 0], cell[column >= 0]] = True
+    pair = a * u_count + b
+    any_hidden = np.asarray(hidden.any(axis=0), dtype=bool)
+    some = np.flatnonzero(any_hidden[pair])  # rows with a hidden tie of some measure
+    row, col = np.nonzero(has[some] & hidden[:, pair[some]].T)
+    row = some[row]
+    r, a, b, mid = r[row], a[row], b[row], mids[col].astype(np.int64)
+
+    # (unit, persp, rollup) of every row each hidden tie score falls in
+    parts = [(np.flatnonzero(a != b), a[a != b], OUTGOING, 0)]
+    anc = tree.ancestor_at
+    for d in range(anc.shape[1]):
+        pa, pb = anc[a, d], anc[b, d]
+        rolled_a = pa >= 0
+        rolled_a[rolled_a] = tree.has_children[pa[rolled_a]]
+        rolled_b = pb >= 0
+        rolled_b[rolled_b] = tree.has_children[pb[rolled_b]]
+        same = pa == pb
+        parts.append((np.flatnonzero(rolled_a & same), pa[rolled_a & same], INTERNAL, 1))
+        parts.append((np.flatnonzero(rolled_a & ~same), pa[rolled_a & ~same], OUTGOING, 1))
+        parts.append((np.flatnonzero(rolled_b & ~same), pb[rolled_b & ~same], INCOMING, 1))
+    entry = np.concatenate([e for e, *_ in parts])
+    unit = np.concatenate([u for _, u, *_ in parts])
+    persp = np.concatenate([np.full(len(e), p, dtype=np.int64) for e, _, p, _ in parts])
+    rollup = np.concatenate([np.full(len(e), f, dtype=np.int64) for e, _, _, f in parts])
+
+    def key(m: np.ndarray, p: np.ndarray, f: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return ((m * 4 + p) * 2 + f) * u_count + u
+
+    u_key = key(
+        _ints(unit_rows, "mid"),
+        _ints(unit_rows, "persp"),
+        unit_rows["rollup"].to_numpy().astype(np.int64),
+        _ints(unit_rows, "unit"),
+    )
+    rid = _lookup(u_key, np.arange(unit_rows.height), key(mid[entry], persp, rollup, unit))
+    suppressed = unit_rows["suppressed"].to_numpy().astype(bool)
+    open_ = rid >= 0
+    open_[open_] = ~suppressed[rid[open_]]
+    span = int(r.max()) + 1
+    pairs = np.unique(rid[open_] * span + r[entry][open_])  # distinct (row, rater)
+    raters = np.bincount(pairs // span, minlength=unit_rows.height)
+    fresh = (raters >= 1) & (raters < k)
+    if not fresh.any():
+        return published
+    reason = unit_rows["suppression_reason"].to_numpy().astype(object)
+    reason[fresh] = COMPLEMENTARY
+    return dataclasses.replace(
+        published,
+        unit_rows=unit_rows.with_columns(
+            suppressed=pl.Series(suppressed | fresh, dtype=pl.Boolean),
+            suppression_reason=pl.Series(reason.tolist(), dtype=pl.String),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------

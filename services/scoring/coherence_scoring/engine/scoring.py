@@ -15,7 +15,7 @@ import polars as pl
 
 from coherence_core.instruments.model import COHERENCE
 from coherence_scoring.engine import cells, describe, raters
-from coherence_scoring.engine.anonymity import apply_rules
+from coherence_scoring.engine.anonymity import apply_rules, pooled_rows
 from coherence_scoring.engine.coherence import coherence_rows
 from coherence_scoring.engine.layout import (
     INDEX,
@@ -88,6 +88,17 @@ def score(inputs: ScoringInput) -> ScoringResult:
         unit_stats,
         tie_stats,
         participation_rows(rnd.data, tree),
+        tree,
+        settings.min_group_size,
+    )
+    ties = rnd.data.ties
+    published = pooled_rows(
+        published,
+        ties.column("r"),
+        ties.column("a"),
+        ties.column("b"),
+        ties.mids,
+        ties.has,
         tree,
         settings.min_group_size,
     )

@@ -6,6 +6,7 @@ whole result parses with one `numpy.frombuffer` — close to the cost of the COP
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -121,5 +122,6 @@ async def load_round(connection: Any, round_id: uuid.UUID) -> RoundInputs:
         input_version=version,
         units=units,
         respondents=respondents_frame(respondents),
-        answers=answers_frame(answers),
+        # Parsing tens of MiB is CPU work: off the event loop, like the scoring itself.
+        answers=await asyncio.to_thread(answers_frame, answers),
     )

@@ -7,6 +7,7 @@ the new one, never a mix. The previous runs' rows are deleted afterwards (`delet
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from typing import Any
@@ -50,13 +51,19 @@ async def _copy_frame(
         pl.lit(run_id, dtype=pl.Int64).alias("run_id"),
         *columns,
     )
-    buffer = io.BytesIO()
-    # polars writes floats in shortest round-trip form, so values arrive bit-identical.
-    full.write_csv(buffer, include_header=False, null_value="")
-    buffer.seek(0)
+    # Encoding is CPU work: off the event loop, like the scoring itself.
+    buffer = await asyncio.to_thread(_csv, full)
     await connection.copy_to_table(
         table, source=buffer, columns=full.columns, format="csv", null=""
     )
+
+
+def _csv(frame: pl.DataFrame) -> io.BytesIO:
+    buffer = io.BytesIO()
+    # polars writes floats in shortest round-trip form, so values arrive bit-identical.
+    frame.write_csv(buffer, include_header=False, null_value="")
+    buffer.seek(0)
+    return buffer
 
 
 async def write_result(

@@ -5,11 +5,8 @@ How real or embedded services are chosen is described in `tests/infra.py`.
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -39,40 +36,3 @@ def queue_name(redis_url: str) -> Iterator[str]:
     name = f"coherence-test-{uuid.uuid4().hex[:12]}"
     yield name
     forget_queue(redis_url, name)
-
-
-@pytest.fixture(scope="session")
-def admin_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-@pytest.fixture(scope="session")
-def service_env(
-    database_url: str,
-    redis_url: str,
-    admin_token: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, str]]:
-    """Point `get_settings()` (and so `create_app()` and the worker) at the test services."""
-    from coherence_core.settings import get_settings
-
-    state_dir: Path = tmp_path_factory.mktemp("state")
-    values = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "COHERENCE_STATE_DIR": str(state_dir),
-        "COHERENCE_ADMIN_TOKEN": admin_token,
-        "COHERENCE_SECRET_KEY": secrets.token_urlsafe(32),
-    }
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield values
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()

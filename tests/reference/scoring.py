@@ -31,7 +31,10 @@ Choices where neither document is explicit (kept here so a reviewer can check th
   relational leadership and psychological safety.
 * After rule 2, ``outgoing`` (no roll-up) and roll-up ``internal`` / ``incoming`` / ``outgoing``
   rows of a unit-targeted scale (parts of no family) are suppressed (complementary) when the
-  distinct raters of the suppressed ties they pool number 1..k−1 (``rule_two_pooled``).
+  distinct raters of the suppressed ties they pool number 1..k−1 (``rule_two_pooled``). Then
+  the roll-up ``internal`` row of q is suppressed (complementary) when q ⊋ p both have published
+  roll-up internal rows and the suppressed ties in S(q) but not in S(p) have 1..k−1 distinct
+  raters (``rule_two_nested``).
 * Summary values resting on fewer than k distinct respondents are null (rule 1): a scale mean
   (respondents with the score; relational capacity: raters with a tie score), α (respondents in
   its complete cases), ICC(1)/ICC(2) (respondents in the units used), within/between means
@@ -630,6 +633,50 @@ class Reference:
                         row = self.unit_rows[(self.ext[u], scale.key, m.key, perspective, rollup)]
                         row.suppress(COMPLEMENTARY)
 
+    def rule_two_nested(self) -> None:
+        """After ``rule_two_pooled``: for q ⊋ p (both with children) whose roll-up internal rows
+        are both published, q's × n − p's × n pools the ties R[a, b] with a and b in S(q) but
+        not both in S(p); q's row is suppressed (complementary) when the distinct raters of
+        those suppressed ties number 1..k−1. Each pass checks every pair against the status
+        before it, then suppresses; passes repeat until nothing changes."""
+        for scale in self.instrument.scales:
+            if scale.targeting != "unit":
+                continue
+            for m in measures_of(scale):
+                hidden = [
+                    (r, self.home[r], b)
+                    for r, per_target in self.tie_scores[(scale.key, m.key)].items()
+                    for b in per_target
+                    if self.tie_rows[
+                        (self.ext[self.home[r]], self.ext[b], scale.key, m.key)
+                    ].suppressed
+                ]
+
+                def internal(u: int, s: str = scale.key, mk: str = m.key) -> Row | None:
+                    return self.unit_rows.get((self.ext[u], s, mk, "internal", True))
+
+                while True:
+                    victims = []
+                    for q in self.parents:
+                        for p in self.parents:
+                            if p == q or p not in self.subtree[q]:
+                                continue
+                            row_q, row_p = internal(q), internal(p)
+                            if row_q is None or row_p is None:
+                                continue
+                            if row_q.suppressed or row_p.suppressed:
+                                continue
+                            sq, sp = self.subtree[q], self.subtree[p]
+                            raters = {
+                                r
+                                for r, a, b in hidden
+                                if a in sq and b in sq and not (a in sp and b in sp)
+                            }
+                            if 1 <= len(raters) <= self.k - 1:
+                                victims.append(row_q)
+                    if not [row for row in victims if row.suppress(COMPLEMENTARY)]:
+                        break
+
     # ---- coherence -------------------------------------------------------------------------
 
     def score_coherence(self) -> None:
@@ -921,6 +968,7 @@ class Reference:
         self.build_families()
         self.rule_two()
         self.rule_two_pooled()
+        self.rule_two_nested()
         # bands on published index rows (coherence sets its own)
         for (_, _, measure, _, _), row in self.unit_rows.items():
             if measure == "index" and not row.suppressed:

@@ -120,3 +120,35 @@ def test_rollup_incoming_and_outgoing_rows_pool_the_ties_across_the_subtree() ->
     assert status(capacity(units, "P", "incoming", True)) == (True, "complementary")
     assert status(capacity(units, "P", "outgoing", True)) == (True, "complementary")
     assert status(capacity(units, "x", "outgoing", False)) == (True, "complementary")
+
+
+def nested_round(own: int) -> Round:
+    """q (``own`` people) ⊃ p (5) ⊃ {a (2), b (2)}; everyone rates only their own unit."""
+    rnd = Round()
+    rnd.unit("q")
+    rnd.unit("p", "q")
+    rnd.unit("a", "p")
+    rnd.unit("b", "p")
+    rnd.people_in("q", own, about={"q": same(RC, 4)})
+    rnd.people_in("p", 5, about={"p": same(RC, 3)})
+    rnd.people_in("a", 2, about={"a": same(RC, 2)})
+    rnd.people_in("b", 2, about={"b": same(RC, 5)})
+    return rnd
+
+
+def test_nested_rollup_internal_rows_do_not_difference_out_the_outer_units_people() -> None:
+    # k = 3: each roll-up internal row alone is safe (hidden ties of 6 and 4 raters), but
+    # q's × 11 − p's × 9 gave q's 2 people: q's row is suppressed, p's stays
+    units = scored(nested_round(2))
+    assert status(capacity(units, "q", "internal", True)) == (True, "complementary")
+    assert capacity(units, "q", "internal", True)["mean"] is None
+    assert status(capacity(units, "p", "internal", True)) == (False, None)
+    assert capacity(units, "p", "internal", True)["n"] == 9
+
+
+def test_nested_rollup_internal_rows_are_published_when_the_difference_holds_k() -> None:
+    # q's own 3 people are published anyway: the difference hides no one
+    units = scored(nested_round(3))
+    assert status(capacity(units, "q", "internal", True)) == (False, None)
+    assert capacity(units, "q", "internal", True)["n"] == 12
+    assert status(capacity(units, "p", "internal", True)) == (False, None)

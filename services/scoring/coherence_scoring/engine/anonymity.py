@@ -34,6 +34,7 @@ hold 1..k−1 people. No row is suppressed for a summary value.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -293,6 +294,9 @@ def pooled_rows(
     pairs = np.unique(rid[open_] * span + r[entry][open_])  # distinct (row, rater)
     raters = np.bincount(pairs // span, minlength=unit_rows.height)
     fresh = (raters >= 1) & (raters < k)
+    fresh |= _nested_internal(
+        suppressed | fresh, u_key, key, r, a, b, col, mids.astype(np.int64), tree, k
+    )
     if not fresh.any():
         return published
     reason = unit_rows["suppression_reason"].to_numpy().astype(object)
@@ -304,6 +308,89 @@ def pooled_rows(
             suppression_reason=pl.Series(reason.tolist(), dtype=pl.String),
         ),
     )
+
+
+def _nested_internal(
+    suppressed: np.ndarray,
+    u_key: np.ndarray,
+    key: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    r: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    col: np.ndarray,
+    mids: np.ndarray,
+    tree: UnitTree,
+    k: int,
+) -> np.ndarray:
+    """Nested roll-up ``internal`` rows: for q ⊋ p (both with children) whose roll-up internal
+    rows are both published, q's × n − p's × n is the aggregate of the ties D = R[a, b], a and
+    b in S(q) but not both in S(p); q's row is suppressed (``complementary``) when the distinct
+    raters of D's suppressed ties number 1..k−1. Every violating pair is found against the
+    status before the pass, then their q rows are suppressed; repeated until nothing changes.
+
+    suppressed: the unit rows' status; r, a, b, col: the rater, home unit, target and measure
+    column (into ``mids``) of every suppressed tie score. Returns the rows newly suppressed.
+
+    Per rater (one home unit h) the depths of the lowest common ancestors of h and the targets
+    of its suppressed ties form a bit mask; the rater is in D(q, p) when h is in S(q) but not
+    in S(p) and a depth ≥ depth(q) is set, or h is in S(p) and a depth in [depth(q), depth(p))
+    is."""
+    fresh = np.zeros(len(suppressed), dtype=bool)
+    anc = tree.ancestor_at
+    levels = anc.shape[1]
+    ps = np.flatnonzero(tree.has_children & (tree.depth > 0))
+    if len(r) == 0 or len(ps) == 0:
+        return fresh
+    # pairs (q, p): p with children, q a proper ancestor of p
+    pair_p = np.repeat(ps, tree.depth[ps])
+    pair_dq = np.concatenate([np.arange(d) for d in tree.depth[ps]]).astype(np.int64)
+    pair_q = anc[pair_p, pair_dq]
+    pair_dp = tree.depth[pair_p]
+
+    lca = tree.lca_depth[a, b].astype(np.int64)
+    keep = lca >= 0
+    u_count = tree.count
+    span = int(r.max()) + 1
+    jr_bit = np.unique((col[keep] * span + r[keep]) * levels + lca[keep])
+    jr, inverse = np.unique(jr_bit // levels, return_inverse=True)
+    mask = np.bincount(inverse.reshape(-1), weights=1 << (jr_bit % levels)).astype(np.int64)
+    home = np.zeros(span, dtype=np.int64)
+    home[r] = a
+    cell = (jr // span) * u_count + home[jr % span]
+    n_mids = len(mids)
+    # held[j, u, d1, d2]: raters of measure j with home in S(u) and a depth in [d1, d2) set
+    own = np.zeros((n_mids * u_count, levels, levels + 1), dtype=np.float64)
+    for d1 in range(levels):
+        for d2 in range(d1 + 1, levels + 1):
+            bits = (mask >> d1) & ((1 << (d2 - d1)) - 1)
+            own[:, d1, d2] = np.bincount(cell, weights=bits != 0, minlength=n_mids * u_count)
+    own = own.reshape(n_mids, u_count, levels, levels + 1)
+    units = np.arange(u_count)
+    inside = units[:, None] == anc[:, tree.depth].T  # inside[u, h]: h is in S(u)
+    held = np.einsum("uh,jhxy->juxy", inside.astype(np.float64), own)
+    count = (
+        held[:, pair_q, pair_dq, levels]
+        - held[:, pair_p, pair_dq, levels]
+        + held[:, pair_p, pair_dq, pair_dp]
+    ).round()
+
+    def rows(u: np.ndarray) -> np.ndarray:
+        m = np.repeat(mids, len(u))
+        unit = np.tile(u, n_mids)
+        persp = np.full(len(m), INTERNAL, dtype=np.int64)
+        found = _lookup(u_key, np.arange(len(u_key)), key(m, persp, np.ones_like(m), unit))
+        return found.reshape(n_mids, len(u))
+
+    rid_q, rid_p = rows(pair_q), rows(pair_p)
+    exposed = (count >= 1) & (count < k) & (rid_q >= 0) & (rid_p >= 0)
+    rid_q, rid_p = rid_q[exposed], rid_p[exposed]
+    status = suppressed.copy()
+    while True:
+        hit = rid_q[~status[rid_q] & ~status[rid_p]]
+        if len(hit) == 0:
+            return fresh
+        status[hit] = True
+        fresh[hit] = True
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A roll-up row's headcount is the sum of the headcounts in the subtree, and is unknown when any
 unit of the subtree has no headcount. Anonymity (rule 1, families 2 and 3) is applied by
-anonymity.py like for every other row.
+the anonymity package like every other row.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``score``: a round's answers in, its published results out (pure, no I/O).
 
 The steps: respondent scores (respondent.py) → cells as exact moment groups (cells.py) →
-statistics (describe.py) → both anonymity rules (anonymity.py) → coherence index
+statistics (describe.py) → both anonymity rules (anonymity/) → coherence index
 (coherence.py) → summary (summary.py) → output frames with strings, sorted by their keys.
 ``cell_values`` exposes the respondent-level values behind unit rows for tests of change.
 """

@@ -4,7 +4,7 @@ Respondent-level statistics (scale means, Cronbach's α, ICC(1)/ICC(2), within/b
 computed from exact integer sums, and are null when they rest on fewer than ``k`` distinct
 respondents (SCORING.md §5 rule 1). Summary values that pool published rows (the within/between
 means, a unit-targeted scale's mean, the response rate) are also null when the rows they pool
-that are suppressed hold 1..k−1 people (rule 2; anonymity.py decides). Statistics over published
+that are suppressed hold 1..k−1 people (rule 2; the anonymity package decides). Statistics over published
 cells (strong/weak shares, the reciprocity gap, the leadership–collaboration correlation) use
 rows after both anonymity rules and without roll-up. Units are taken in index order, items in
 instrument order, so every sum is done in one fixed order.
@@ -98,7 +98,7 @@ def _tie_nulls(
     k: int,
     network: bool,
 ) -> TieSummaryNulls:
-    """Rule 2 for the summary values of a unit-targeted scale (anonymity.py)."""
+    """Rule 2 for the summary values of a unit-targeted scale (anonymity/)."""
     present = _present(data.ties, mid)
     r, a, b = (data.ties.column(c)[present] for c in ("r", "a", "b"))
     return tie_summary_nulls(unit_rows, mid, r, a, b, tree.count, k, network=network)

@@ -4,7 +4,7 @@ Respondent-level statistics (scale means, Cronbach's α, ICC(1)/ICC(2), within/b
 computed from exact integer sums, and are null when they rest on fewer than ``k`` distinct
 respondents (SCORING.md §5 rule 1). Summary values that pool published rows (the within/between
 means, a unit-targeted scale's mean, the response rate) are also null when the rows they pool
-that are suppressed hold 1..k−1 people (rule 2; the anonymity package decides). Statistics over published
+that are suppressed hold 1..k−1 people (rule 2; anonymity/ decides). Statistics over published
 cells (strong/weak shares, the reciprocity gap, the leadership–collaboration correlation) use
 rows after both anonymity rules and without roll-up. Units are taken in index order, items in
 instrument order, so every sum is done in one fixed order.

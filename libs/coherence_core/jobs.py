@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from arq.connections import ArqRedis
 from sqlalchemy import func, select, text
@@ -90,7 +89,3 @@ async def relay_outbox(
             row.enqueued_at = func.now()
             relayed += 1
     return relayed
-
-
-def payload_round(payload: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID]:
-    return uuid.UUID(payload["organization_id"]), uuid.UUID(payload["round_id"])

@@ -23,10 +23,6 @@ def bind_organization(session: AsyncSession, organization_id: uuid.UUID) -> None
     session.sync_session.info[_ORG_KEY] = organization_id
 
 
-def bound_organization(session: AsyncSession) -> uuid.UUID | None:
-    return session.sync_session.info.get(_ORG_KEY)
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
     organization_id = state.session.info.get(_ORG_KEY)

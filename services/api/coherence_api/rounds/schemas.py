@@ -65,8 +65,3 @@ class RoundOut(BaseModel):
             created_at=row.created_at,
             closed_at=row.closed_at,
         )
-
-
-class Accepted(BaseModel):
-    round: RoundOut
-    detail: str

@@ -1,10 +1,11 @@
 """The pure scoring engine: polars frames in, polars frames out, no I/O (SCORING.md).
 
-``score(inputs)`` publishes a round; ``cell_values(inputs)`` gives the respondent-level values
-behind its unit rows (for tests of change between rounds; never to be published).
+``score(inputs)`` publishes a round: every number it returns has passed the protection of
+SCORING.md §5 (``engine/protection``).
 """
 
-from coherence_scoring.engine.scoring import CELL_VALUES_SCHEMA, cell_values, score
+from coherence_scoring.engine.protection import UnsafePublication
+from coherence_scoring.engine.scoring import score
 from coherence_scoring.engine.types import (
     ANSWERS_SCHEMA,
     METHOD_VERSION,
@@ -20,7 +21,6 @@ from coherence_scoring.engine.types import (
 
 __all__ = [
     "ANSWERS_SCHEMA",
-    "CELL_VALUES_SCHEMA",
     "METHOD_VERSION",
     "RESPONDENTS_SCHEMA",
     "TIE_SCORES_SCHEMA",
@@ -30,6 +30,6 @@ __all__ = [
     "ScoringInput",
     "ScoringResult",
     "ScoringSettings",
-    "cell_values",
+    "UnsafePublication",
     "score",
 ]

@@ -3,8 +3,8 @@
 Per unit and roll-up flag: the mean of three published means — relational capacity (the mean of
 the published ``internal`` and ``incoming`` index means, or the one that is published),
 relational leadership ``members`` index and psychological safety ``members`` index. ``n`` is the
-smallest ``n`` of the inputs used; sd, interval and rwg are null. It is computed after both
-anonymity rules, from published rows only, so it adds no suppression of its own.
+smallest ``n`` of the inputs used; sd, interval and rwg are null. It is computed after the
+protection, from published rows only, so it adds nothing an attacker could not compute.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from coherence_core.instruments.model import (
     RELATIONAL_LEADERSHIP,
     InstrumentDefinition,
 )
-from coherence_scoring.engine.anonymity import COMPLEMENTARY, MIN_GROUP_SIZE
 from coherence_scoring.engine.layout import INCOMING, INDEX, INTERNAL, MEMBERS, Measures
 
+MIN_GROUP_SIZE, COMPLEMENTARY = "min_group_size", "complementary"
 # input states
 _PUBLISHED, _MISSING, _MIN_GROUP, _COMPLEMENTARY = 0, 1, 2, 3
 

@@ -1,9 +1,12 @@
-"""Statistics of a cell: n, mean, sd, t-interval, band, rwg / rwg(J), low_agreement.
+"""Statistics of a row: n, mean, sd, t-interval, band, rwg / rwg(J), low_agreement.
 
-Moment groups (cells.py) hold exact integer sums. A cell with one group gets its mean and sum of
-squared deviations from exact integer arithmetic, rounded once; a cell with several groups (per-
-rater means pooled over different numbers of ties) combines them in a fixed order (by
-denominator), the numerically stable way (Chan et al.): M2 = Σ M2_g + Σ n_g (mean_g − mean)².
+The mean is pooled (scoring method 2): the exact integer sum of the row's counted responses
+divided once by their number. The spread describes the people's own values in the row: moment
+groups (cells.py) hold exact integer sums of those values; a row with one group gets its sum of
+squared deviations from exact integer arithmetic, rounded once; a row with several groups (people
+with different numbers of responses in it) combines them in a fixed order (by denominator), the
+numerically stable way (Chan et al.): M2 = Σ M2_g + Σ n_g (mean_g − mean)². The interval is
+centred on the pooled mean.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ LOW_AGREEMENT = 0.70
 
 
 def finalize(groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """keys + n (Int64), mean, sd, ci_low, ci_high from moment groups (keys, den, n, s1, s2)."""
+    """keys + n, Y, M, mean, sd, ci_low, ci_high from moment groups
+    (keys, den, n, s1, s2, Y, M)."""
     g = groups.with_columns(
         mean_g=pl.col("s1").cast(pl.Float64)
         / (pl.col("n").cast(pl.Int128) * pl.col("den")).cast(pl.Float64),
@@ -31,11 +35,12 @@ def finalize(groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         / (pl.col("n").cast(pl.Int128) * pl.col("den") * pl.col("den")).cast(pl.Float64),
         _groups=pl.len().over(keys),
     )
-    single = g.filter(pl.col("_groups") == 1).select(
-        *keys, "n", pl.col("mean_g").alias("mean"), pl.col("m2_g").alias("m2")
+    single = (
+        g.filter(pl.col("_groups") == 1).select(*keys, "n", "Y", "M", "m2_g").rename({"m2_g": "m2"})
     )
     pooled = _pool(g.filter(pl.col("_groups") > 1), keys)
     cells = pl.concat([single, pooled], how="vertical_relaxed")
+    cells = cells.with_columns(mean=pl.col("Y").cast(pl.Float64) / pl.col("M").cast(pl.Float64))
     return _interval(cells)
 
 
@@ -52,12 +57,17 @@ def _pool(g: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     mean = np.add.reduceat(n_g * mean_g, starts) / n
     spread = np.repeat(mean, np.diff(np.r_[starts, g.height]))
     m2 = np.add.reduceat(m2_g, starts) + np.add.reduceat(n_g * (mean_g - spread) ** 2, starts)
+    big_y = np.add.reduceat(g["Y"].to_numpy().astype(np.int64), starts)
+    big_m = np.add.reduceat(g["M"].to_numpy().astype(np.int64), starts)
     return key_frame[starts].with_columns(
-        n=pl.Series(n.astype(np.int64)), mean=pl.Series(mean), m2=pl.Series(m2)
+        n=pl.Series(n.astype(np.int64)),
+        Y=pl.Series(big_y),
+        M=pl.Series(big_m),
+        m2=pl.Series(m2),
     )
 
 
-_POOLED = {"n": pl.Int64, "mean": pl.Float64, "m2": pl.Float64}
+_POOLED = {"n": pl.Int64, "Y": pl.Int64, "M": pl.Int64, "m2": pl.Float64}
 
 
 def _interval(cells: pl.DataFrame) -> pl.DataFrame:

@@ -23,10 +23,11 @@ PERSPECTIVES = ("members", "internal", "incoming", "outgoing")
 #: Measure kinds.
 INDEX, SUBSCALE, ITEM = 0, 1, 2
 
-#: The largest common denominator used for exact arithmetic on respondent scores. A score is
-#: the mean of c answered items, so ``score · L`` is an integer when every possible c divides L.
-#: Scales so long that lcm(ceil(J/2)..J) exceeds this use L = 2**32 instead: scores are then
-#: rounded to 2**-32 (≈ 2e-10) before aggregation, still deterministic.
+#: The largest common denominator used for exact arithmetic on a person's value in a row of one
+#: referent (the mean of their c counted responses): ``value · L`` is an integer when every
+#: possible c divides L. Measures so long that lcm(1..J) exceeds this use L = 2**32 instead:
+#: values are then rounded to 2**-32 (≈ 2e-10) before their moments are summed (sd only; means
+#: are pooled from exact integer sums and never rounded).
 MAX_EXACT_DENOMINATOR = 2**32
 
 IntArray = npt.NDArray[np.int64]
@@ -48,10 +49,18 @@ class Measures:
     #: the raw → scored lookup: ``lut[item, raw - raw_low]``, -1 where the raw value is invalid
     lut: npt.NDArray[np.int32]
     raw_low: int
+    #: item index → the smallest and largest scored value it can take (the attacker knows them)
+    item_low: IntArray
+    item_high: IntArray
 
     @property
     def count(self) -> int:
         return self.frame.height
+
+    @property
+    def mid_item(self) -> dict[int, int]:
+        """The item index of every item measure's mid."""
+        return {int(m): i for i, m in enumerate(self.item_mid)}
 
     def column(self, name: str) -> npt.NDArray[np.generic]:
         return self.frame[name].to_numpy()
@@ -59,7 +68,11 @@ class Measures:
 
 @dataclass(frozen=True)
 class UnitTree:
-    """The round's frozen unit tree; units are the round-local indices 0..U-1."""
+    """The round's frozen unit tree; units are the round-local indices 0..U-1.
+
+    Everything here is linear in the number of units (plus the sum of depths for
+    ``rollup_ancestors``): no units × units table, so deep and wide trees both fit.
+    """
 
     external_id: list[str]
     parent: IntArray  # -1 for a root
@@ -68,18 +81,21 @@ class UnitTree:
     #: rank of each unit's external id in sorted order (ties between parts are broken by it)
     external_rank: IntArray
     headcount: list[int | None]
-    #: depth of the lowest common ancestor of units a and b (-1 when in different trees)
-    lca_depth: npt.NDArray[np.int16]
-    #: ancestor_at[u, d]: u's ancestor at depth d (u itself at its own depth), -1 below it
-    ancestor_at: IntArray
-    #: position of each unit in a depth-first (pre-order) walk: a subtree is a contiguous range
+    #: position in a depth-first (pre-order) walk, and one past the last position of the
+    #: unit's subtree: v is in S(u) exactly when preorder[u] <= preorder[v] < subtree_end[u]
     preorder: IntArray
+    subtree_end: IntArray
     #: (unit, p): every unit with each of its ancestors-or-self that has children
     rollup_ancestors: pl.DataFrame
 
     @property
     def count(self) -> int:
         return len(self.external_id)
+
+    def contains(self, p: IntArray, v: IntArray) -> BoolArray:
+        """Whether unit v lies in the subtree S(p), elementwise."""
+        pv = self.preorder[v]
+        return (self.preorder[p] <= pv) & (pv < self.subtree_end[p])
 
 
 def _lcm_range(low: int, high: int) -> int:
@@ -102,7 +118,7 @@ def build_measures(instrument: InstrumentDefinition) -> Measures:
 
     def add(scale_idx: int, measure: str, kind: int, item_count: int, min_answered: int) -> int:
         scale = instrument.scales[scale_idx]
-        exact_l = 1 if kind == ITEM else _lcm_range(min_answered, item_count)
+        exact_l = 1 if kind == ITEM else _lcm_range(1, item_count)
         rows.append(
             {
                 "mid": len(rows),
@@ -155,6 +171,7 @@ def build_measures(instrument: InstrumentDefinition) -> Measures:
         },
     )
     lut, raw_low = _scoring_lut(instrument)
+    valid = np.where(lut >= 0, lut, np.iinfo(np.int32).max)
     return Measures(
         frame=frame,
         item_mid=item_mid,
@@ -163,6 +180,8 @@ def build_measures(instrument: InstrumentDefinition) -> Measures:
         item_unit_targeted=np.array([s.targeting == "unit" for s, _ in items], dtype=bool),
         lut=lut,
         raw_low=raw_low,
+        item_low=valid.min(axis=1).astype(np.int64),
+        item_high=lut.max(axis=1).astype(np.int64),
     )
 
 
@@ -203,39 +222,49 @@ def build_tree(units: pl.DataFrame) -> UnitTree:
     parent = frame["parent"].fill_null(-1).to_numpy().astype(np.int64)
     if ((parent < -1) | (parent >= n) | (parent == np.arange(n))).any():
         raise ValueError("a unit's parent must be another unit of the round")
-    depth = np.full(n, -1, dtype=np.int64)
-    chains: list[list[int]] = []
-    for u in range(n):
-        chain = [u]
-        while parent[chain[-1]] >= 0:
-            chain.append(int(parent[chain[-1]]))
-            if len(chain) > n:
-                raise ValueError("the unit tree has a cycle")
-        chains.append(chain[::-1])  # root first
-        depth[u] = len(chain) - 1
     has_children = np.zeros(n, dtype=bool)
     has_children[parent[parent >= 0]] = True
 
-    # ancestor_at[u, d]: u's ancestor at depth d (-1 below u's own depth); the lowest common
-    # ancestor of a and b is at the deepest d where their ancestors still agree
-    max_depth = int(depth.max()) if n else 0
-    ancestor_at = np.full((n, max_depth + 1), -1, dtype=np.int64)
-    for u, chain in enumerate(chains):
-        ancestor_at[u, : len(chain)] = chain
-    lca = np.full((n, n), -1, dtype=np.int16)
-    for d in range(max_depth + 1):
-        column = ancestor_at[:, d]
-        same = (column[:, None] == column[None, :]) & (column[:, None] >= 0)
-        lca += same.astype(np.int16)
+    # children in index order, as CSR arrays; a depth-first walk from the roots numbers the
+    # units in pre-order and sizes every subtree; a unit it never reaches sits on a cycle
+    kids = np.argsort(parent, kind="stable")
+    kids = kids[parent[kids] >= 0]
+    first = np.searchsorted(parent[kids], np.arange(n + 1))
+    preorder = np.full(n, -1, dtype=np.int64)
+    subtree_end = np.zeros(n, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    position = 0
+    stack: list[tuple[int, bool]] = [(int(r), False) for r in np.flatnonzero(parent < 0)[::-1]]
+    while stack:
+        u, done = stack.pop()
+        if done:
+            subtree_end[u] = position
+            continue
+        preorder[u] = position
+        position += 1
+        stack.append((u, True))
+        for c in kids[first[u] : first[u + 1]][::-1]:
+            depth[c] = depth[u] + 1
+            stack.append((int(c), False))
+    if position != n:
+        raise ValueError("the unit tree has a cycle")
 
-    pairs = [(u, p) for u in range(n) for p in chains[u] if has_children[p]]
+    # (unit, p) for every ancestor-or-self p with children: walk up level by level
+    us: list[IntArray] = []
+    ps: list[IntArray] = []
+    unit = np.arange(n, dtype=np.int64)
+    p = unit.copy()
+    while len(unit):
+        rolled = has_children[p]
+        us.append(unit[rolled])
+        ps.append(p[rolled])
+        p = parent[p]
+        keep = p >= 0
+        unit, p = unit[keep], p[keep]
     rollup_ancestors = pl.DataFrame(
-        {"unit": [u for u, _ in pairs], "p": [p for _, p in pairs]},
+        {"unit": np.concatenate(us), "p": np.concatenate(ps)} if us else {"unit": [], "p": []},
         schema={"unit": pl.Int32, "p": pl.Int32},
-    )
-    preorder = np.empty(n, dtype=np.int64)
-    walk = sorted(range(n), key=lambda u: chains[u])
-    preorder[walk] = np.arange(n)
+    ).sort("unit", "p")
     external_id = frame["external_id"].to_list()
     order = sorted(range(n), key=lambda u: external_id[u])
     rank = np.empty(n, dtype=np.int64)
@@ -247,8 +276,7 @@ def build_tree(units: pl.DataFrame) -> UnitTree:
         has_children=has_children,
         external_rank=rank,
         headcount=frame["headcount"].to_list(),
-        lca_depth=lca,
-        ancestor_at=ancestor_at,
         preorder=preorder,
+        subtree_end=subtree_end,
         rollup_ancestors=rollup_ancestors,
     )

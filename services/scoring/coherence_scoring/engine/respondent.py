@@ -1,11 +1,16 @@
-"""Respondent-level scores (SCORING.md §2): recoding, reversal and the minimum-answers rule.
+"""Counted responses per respondent and referent (SCORING.md §2–3, scoring method 2).
 
-Scores are kept *wide*: one row per respondent and target (a tie) or per respondent (scales
-asked once), one column per measure (``index``, subscales, items). A score is stored as the
-exact integer ``x = score · L``, where ``L`` (the measure's ``denominator``) is divisible by
-every possible number of answered items, so sums of scores are exact integers and never depend
-on the order they are added in: that is what makes every result bit-identical whatever the row
-order of the input and whatever the respondent ids.
+Kept *wide*: one row per respondent and target (a tie) or per respondent (scales asked once),
+one column per measure (``index``, subscales, items). Per cell: ``y`` the exact integer sum of
+the respondent's counted responses in the measure, ``m`` their number (0: none), and ``x`` the
+respondent's value in the measure (``y / m``) as the exact integer ``x = (y / m) · L``, where
+``L`` (the measure's ``denominator``) is divisible by every possible ``m``. Rows pool ``y`` and
+``m`` (pooled means); ``x`` only feeds the spread (sd, interval). Integer sums never depend on the
+order they are added in: every result is bit-identical whatever the row order and ids.
+
+Eligibility: a respondent's responses to a scale about a referent count only when they answered
+at least the scale's minimum number of its items about it; that one rule decides index, subscale
+and item cells alike (subscales have no minimum of their own).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from coherence_scoring.engine.layout import ITEM, Measures, UnitTree
+from coherence_scoring.engine.layout import INDEX, ITEM, Measures, UnitTree
 from coherence_scoring.engine.types import ScoringInput
 
 #: ``b`` (target) of a row of scales asked once (``targeting: "self"``).
@@ -28,13 +33,16 @@ ROW_TABLE_MIN = 2**20
 
 @dataclass(frozen=True)
 class Wide:
-    """Scores of one kind of row: ``rows`` (r, a = home unit, b = target or SELF) and, per
-    column ``j`` (measure ``mids[j]``), ``x[:, j]`` (0 where absent) and ``has[:, j]``."""
+    """Counted responses of one kind of row: ``rows`` (r, a = home unit, b = target or SELF)
+    and, per column ``j`` (measure ``mids[j]``), ``y[:, j]`` (sum), ``m[:, j]`` (count),
+    ``x[:, j]`` (value · L) and ``has[:, j]`` (m > 0); all 0 where absent."""
 
     rows: pl.DataFrame
     mids: npt.NDArray[np.int64]
     x: npt.NDArray[np.int64]
     has: npt.NDArray[np.bool_]
+    y: npt.NDArray[np.int64]
+    m: npt.NDArray[np.int64]
 
     @property
     def height(self) -> int:
@@ -172,40 +180,48 @@ def _side(
     measures: Measures,
     mids: npt.NDArray[np.int64],
 ) -> Wide:
-    """The scores of the selected rows: one column per measure of ``mids`` (in mid order)."""
+    """The counted responses of the selected rows: one column per measure of ``mids``."""
     local = np.cumsum(selected) - 1
     n_rows = int(selected.sum())
     col_of = np.full(measures.count, -1, dtype=np.int64)
     col_of[mids] = np.arange(len(mids))
-    x = np.zeros((n_rows, len(mids)), dtype=np.int64)
-    has = np.zeros((n_rows, len(mids)), dtype=bool)
+    y = np.zeros((n_rows, len(mids)), dtype=np.int64)
+    m = np.zeros((n_rows, len(mids)), dtype=np.int64)
     mine = selected[row]
     at_row = local[row[mine]]
     at_col = col_of[measures.item_mid[answers["item"][mine]]]
-    x[at_row, at_col] = answers["v"][mine]
-    has[at_row, at_col] = True
-    if int(has.sum()) != len(at_row):
+    y[at_row, at_col] = answers["v"][mine]
+    m[at_row, at_col] = 1
+    if int(m.sum()) != len(at_row):
         raise ValueError("an item is answered twice by one respondent about one target")
 
     kind = measures.column("kind")
-    min_answered = measures.column("min_answered")
-    denominator = measures.column("denominator")
-    exact = measures.column("exact").astype(bool)
     for j, mid in enumerate(mids):
         if kind[mid] == ITEM:
             continue
         members = np.flatnonzero((measures.index_mid == mid) | (measures.subscale_mid == mid))
         cols = col_of[measures.item_mid[members]]
-        total = x[:, cols].sum(axis=1)
-        count = has[:, cols].sum(axis=1)
-        ok = count >= min_answered[mid]
-        safe = np.maximum(count, 1)
-        big_l = int(denominator[mid])
-        if exact[mid]:
-            x[:, j] = np.where(ok, total * (big_l // safe), 0)
-        else:
-            x[:, j] = np.where(ok, (2 * total * big_l + safe) // (2 * safe), 0)
-        has[:, j] = ok
+        y[:, j] = y[:, cols].sum(axis=1)
+        m[:, j] = m[:, cols].sum(axis=1)
+    # eligibility: the scale's index count decides every measure of the scale
+    min_answered = measures.column("min_answered")
+    scale_of = measures.column("scale_idx")
+    index_col = {int(scale_of[mid]): j for j, mid in enumerate(mids) if kind[mid] == INDEX}
+    for j, mid in enumerate(mids):
+        if kind[mid] == INDEX:
+            continue
+        eligible = (
+            m[:, index_col[int(scale_of[mid])]] >= min_answered[mids[index_col[int(scale_of[mid])]]]
+        )
+        y[:, j] = np.where(eligible, y[:, j], 0)
+        m[:, j] = np.where(eligible, m[:, j], 0)
+    for j, mid in enumerate(mids):
+        if kind[mid] == INDEX:
+            eligible = m[:, j] >= min_answered[mid]
+            y[:, j] = np.where(eligible, y[:, j], 0)
+            m[:, j] = np.where(eligible, m[:, j], 0)
+    has = m > 0
+    x = _scaled_values(y, m, measures.column("denominator")[mids], measures.column("exact")[mids])
     r, a, b = rows_rab
     frame = pl.DataFrame(
         {
@@ -214,4 +230,18 @@ def _side(
             "b": b[selected].astype(np.int32),
         }
     )
-    return Wide(rows=frame, mids=mids.astype(np.int64), x=x, has=has)
+    return Wide(rows=frame, mids=mids.astype(np.int64), x=x, has=has, y=y, m=m)
+
+
+def _scaled_values(
+    y: npt.NDArray[np.int64],
+    m: npt.NDArray[np.int64],
+    denominator: npt.NDArray[np.generic],
+    exact: npt.NDArray[np.generic],
+) -> npt.NDArray[np.int64]:
+    """x = (y / m) · L per cell: exact where L is divisible by every m, else rounded half up."""
+    safe = np.maximum(m, 1)
+    big_l = denominator.astype(np.int64)[None, :]
+    rounded = (2 * y * big_l + safe) // (2 * safe)
+    x = np.where(exact.astype(bool)[None, :], y * (big_l // safe), rounded)
+    return np.where(m > 0, x, 0)

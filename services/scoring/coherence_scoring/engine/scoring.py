@@ -1,21 +1,22 @@
-"""``score``: a round's answers in, its published results out (pure, no I/O).
+"""``score``: a round's answers in, its publication out (pure, no I/O).
 
-The steps: respondent scores (respondent.py) → cells as exact moment groups (cells.py) →
-statistics (describe.py) → both anonymity rules (anonymity/) → coherence index
+The steps: counted responses (respondent.py) → rows as exact moment groups (cells.py,
+raters.py) → statistics (describe.py) → the protection decides what is published
+(protection/, SCORING.md §5) → preview noise for an open round (preview.py) → coherence index
 (coherence.py) → summary (summary.py) → output frames with strings, sorted by their keys.
-``cell_values`` exposes the respondent-level values behind unit rows for tests of change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from coherence_core.instruments.model import COHERENCE
+from coherence_core.instruments.model import COHERENCE, RELATIONAL_CAPACITY
 from coherence_scoring.engine import cells, describe, raters
-from coherence_scoring.engine.anonymity import apply_rules, pooled_rows
 from coherence_scoring.engine.coherence import coherence_rows
 from coherence_scoring.engine.layout import (
     INDEX,
@@ -26,7 +27,26 @@ from coherence_scoring.engine.layout import (
     build_tree,
 )
 from coherence_scoring.engine.participation import participation_rows
-from coherence_scoring.engine.respondent import RespondentData, prepare
+from coherence_scoring.engine.preview import cell_noise
+from coherence_scoring.engine.protection import (
+    BETWEEN,
+    ORG,
+    REASONS,
+    WITHIN,
+    BaseCells,
+    Memberships,
+    Protection,
+    RowIndex,
+    UnsafePublication,
+    audit,
+    base_cells,
+    build_rows,
+    memberships,
+    own_rows,
+    protect,
+    summary_people,
+)
+from coherence_scoring.engine.respondent import SELF, RespondentData, prepare
 from coherence_scoring.engine.summary import build_summary
 from coherence_scoring.engine.types import (
     TIE_SCORES_SCHEMA,
@@ -38,15 +58,8 @@ from coherence_scoring.engine.types import (
 
 UNIT_KEYS = ["unit", "scale", "measure", "perspective", "rollup"]
 TIE_KEYS = ["from_unit", "to_unit", "scale", "measure"]
-CELL_VALUES_SCHEMA = {
-    "unit": pl.String,
-    "scale": pl.String,
-    "measure": pl.String,
-    "perspective": pl.String,
-    "rollup": pl.Boolean,
-    "respondent": pl.Int64,
-    "value": pl.Float64,
-}
+#: Second moments: published only where they cannot describe a hidden group.
+SECOND_MOMENTS = ["sd", "ci_low", "ci_high", "rwg"]
 
 
 @dataclass(frozen=True)
@@ -69,68 +82,301 @@ def _load(inputs: ScoringInput) -> _Round:
     )
 
 
+@dataclass(frozen=True)
+class _Structure:
+    """The publication's linear structure: rows, base cells, and which rows pool which."""
+
+    rows: RowIndex
+    cells: BaseCells
+    members: Memberships
+    own_row: npt.NDArray[np.int64]
+    summary: pl.DataFrame  # kind, mid, n, Y, M
+
+
 def score(inputs: ScoringInput) -> ScoringResult:
-    """Score one round: every unit, tie and participation row, and the summary, published
-    under the anonymity rules of SCORING.md §5."""
+    """Score one round: every unit, tie and participation row, and the summary, as published
+    under SCORING.md §5 (exact for a closed round, a perturbed preview for an open one)."""
     rnd = _load(inputs)
-    measures, tree, settings = rnd.measures, rnd.tree, inputs.settings
+    measures, tree, k = rnd.measures, rnd.tree, inputs.settings.min_group_size
 
     tie_moments = cells.tie_groups(rnd.data.ties, rnd.denominators, tree.count)
-    rater_moments = raters.rater_groups(
-        rnd.data.ties, tree, rnd.denominators, rnd.data.respondents.height
-    )
+    rater_moments = raters.rater_groups(rnd.data.ties, tree)
     unit_moments = cells.unit_groups(rnd.data, tie_moments, rater_moments, rnd.denominators, tree)
-    unit_stats = describe.finalize(unit_moments, cells.UNIT_KEYS).join(
-        describe.rwg(rnd.data, measures, tree), on=cells.UNIT_KEYS, how="left"
+    unit_stats = (
+        describe.finalize(unit_moments, cells.UNIT_KEYS)
+        .join(describe.rwg(rnd.data, measures, tree), on=cells.UNIT_KEYS, how="left")
+        .sort(cells.UNIT_KEYS)
     )
-    tie_stats = describe.finalize(tie_moments, cells.TIE_KEYS)
-    published = apply_rules(
-        unit_stats,
-        tie_stats,
-        participation_rows(rnd.data, tree),
-        tree,
-        settings.min_group_size,
-    )
-    ties = rnd.data.ties
-    published = pooled_rows(
-        published,
-        ties.column("r"),
-        ties.column("a"),
-        ties.column("b"),
-        ties.mids,
-        ties.has,
-        tree,
-        settings.min_group_size,
-    )
-    coherence_mid = measures.count
-    coherence = coherence_rows(published.unit_rows, inputs.instrument, measures, coherence_mid)
+    tie_stats = describe.finalize(tie_moments, cells.TIE_KEYS).sort(cells.TIE_KEYS)
 
+    network_mid = _network_mid(measures)
+    structure = _structure(rnd, unit_stats, tie_stats, network_mid)
+    protection = protect(
+        cells=structure.cells,
+        members=structure.members,
+        rows=structure.rows,
+        own_row=structure.own_row,
+        measures=measures,
+        k=k,
+    )
+    noise = _row_noise(structure, inputs) if inputs.preview else None
+    unit_rows, tie_rows, summary_values = _published(
+        structure, protection, unit_stats, tie_stats, noise, measures, inputs.preview
+    )
+
+    coherence_mid = measures.count
+    coherence = coherence_rows(unit_rows, inputs.instrument, measures, coherence_mid)
     names = _measure_names(measures, coherence_mid)
     is_index = pl.col("kind") == INDEX
-    with_band = [
-        describe.band(pl.col("mean"), is_index, settings).alias("band"),
-    ]
-    unit_rows = pl.concat([published.unit_rows, coherence], how="diagonal_relaxed").join(
-        names, on="mid"
+    with_band = [describe.band(pl.col("mean"), is_index, inputs.settings).alias("band")]
+    unit_rows = (
+        pl.concat([unit_rows, coherence], how="diagonal_relaxed")
+        .join(names, on="mid")
+        .with_columns(with_band)
     )
-    unit_rows = unit_rows.with_columns(with_band)
-    tie_rows = published.tie_rows.join(names, on="mid").with_columns(with_band)
+    tie_rows = tie_rows.join(names, on="mid").with_columns(with_band)
+    participation = participation_rows(rnd.data, tree).with_columns(
+        suppressed=pl.col("respondents") < k,
+        suppression_reason=pl.when(pl.col("respondents") < k).then(pl.lit(REASONS[1])),
+    )
     summary = build_summary(
         data=rnd.data,
         measures=measures,
         tree=tree,
         unit_rows=unit_rows,
         tie_rows=tie_rows,
-        participation=published.participation,
-        organisation_suppressed=published.organisation_suppressed,
-        k=settings.min_group_size,
+        values=summary_values,
+        k=k,
+        preview=inputs.preview,
     )
-    return ScoringResult(
+    result = ScoringResult(
         unit_scores=_unit_scores(unit_rows, tree),
         tie_scores=_tie_scores(tie_rows, tree),
-        participation=_participation(published.participation, tree),
+        participation=_participation(participation, tree),
         summary=summary,
+        preview=inputs.preview,
+        diagnostics=_diagnostics(structure, protection),
     )
+    # the audit: what is about to leave the engine, read back as a reader sees it, must leave
+    # every atom safe (SCORING.md §5) — else UnsafePublication, and nothing is written
+    audit(
+        cells=structure.cells,
+        members=structure.members,
+        own_row=structure.own_row,
+        published=_published_in(result, structure.rows, measures, tree, network_mid),
+        k=k,
+    )
+    return result
+
+
+def _network_mid(measures: Measures) -> int | None:
+    """The index of relational capacity when asked per target unit, else of the first scale
+    asked per target unit (docs/scoring-decisions.md, "Summary")."""
+    index = measures.frame.filter((pl.col("kind") == INDEX) & pl.col("unit_targeted"))
+    if index.height == 0:
+        return None
+    named = index.filter(pl.col("scale") == RELATIONAL_CAPACITY)
+    return int((named if named.height else index)["mid"][0])
+
+
+def _structure(
+    rnd: _Round, unit_stats: pl.DataFrame, tie_stats: pl.DataFrame, network_mid: int | None
+) -> _Structure:
+    base = base_cells(rnd.data, rnd.measures, rnd.tree.count)
+    people = summary_people(base, rnd.measures, network_mid)
+    summary_n = {
+        (int(kind), int(mid)): int(n) for kind, mid, n in people.select("kind", "mid", "n").rows()
+    }
+    rows = build_rows(unit_stats, tie_stats, summary_n, rnd.measures, rnd.tree.count)
+    members = memberships(base, rows, rnd.measures, rnd.tree, network_mid)
+    own = own_rows(base, rows, rnd.measures)
+    return _Structure(
+        rows=rows,
+        cells=base,
+        members=members,
+        own_row=own,
+        summary=_summary_sums(base, rnd.measures, network_mid, people),
+    )
+
+
+def _summary_sums(
+    base: BaseCells, measures: Measures, network_mid: int | None, people: pl.DataFrame
+) -> pl.DataFrame:
+    """kind, mid, n, Y, M of every summary value (sums over its base cells)."""
+    index_mid = measures.index_mid[base.item]
+    frames = [pl.DataFrame({"kind": ORG, "mid": index_mid, "Y": base.total, "M": base.responses})]
+    if network_mid is not None:
+        tie = (base.b != SELF) & (index_mid == network_mid)
+        kind = np.where(base.a == base.b, WITHIN, BETWEEN)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "kind": kind[tie],
+                    "mid": index_mid[tie],
+                    "Y": base.total[tie],
+                    "M": base.responses[tie],
+                }
+            )
+        )
+    sums = (
+        pl.concat(frames, how="vertical_relaxed")
+        .group_by("kind", "mid")
+        .agg(pl.col("Y").sum(), pl.col("M").sum())
+    )
+    return people.join(sums, on=["kind", "mid"]).sort("kind", "mid")
+
+
+def _published_in(
+    result: ScoringResult,
+    rows: RowIndex,
+    measures: Measures,
+    tree: UnitTree,
+    network_mid: int | None,
+) -> npt.NDArray[np.bool_]:
+    """Which rows the result publishes, by canonical row id, read back from its frames."""
+    mid_of = measures.frame.select("scale", "measure", "mid")
+    unit_index = pl.DataFrame({"unit": tree.external_id, "u": np.arange(tree.count)})
+    units = (
+        result.unit_scores.join(mid_of, on=["scale", "measure"])
+        .join(unit_index, on="unit")
+        .with_columns(
+            p=pl.col("perspective").replace_strict(
+                list(PERSPECTIVES), list(range(len(PERSPECTIVES)))
+            )
+        )
+    )
+    unit_ids = rows.unit_row(
+        units["u"].to_numpy().astype(np.int64),
+        units["rollup"].to_numpy().astype(np.int64),
+        units["p"].to_numpy().astype(np.int64),
+        units["mid"].to_numpy().astype(np.int64),
+    )
+    ties = (
+        result.tie_scores.join(mid_of, on=["scale", "measure"])
+        .join(unit_index.rename({"unit": "from_unit", "u": "a"}), on="from_unit")
+        .join(unit_index.rename({"unit": "to_unit", "u": "b"}), on="to_unit")
+    )
+    tie_ids = rows.tie_row(
+        ties["a"].to_numpy().astype(np.int64),
+        ties["b"].to_numpy().astype(np.int64),
+        ties["mid"].to_numpy().astype(np.int64),
+    )
+    shown = np.r_[~units["suppressed"].to_numpy(), ~ties["suppressed"].to_numpy()].astype(bool)
+    ids = np.r_[unit_ids, tie_ids]
+    if (ids < 0).any():
+        raise UnsafePublication("the result holds a row the engine does not know")
+    published = np.zeros(rows.count, dtype=bool)
+    hidden = np.zeros(rows.count, dtype=bool)
+    published[ids[shown]] = True
+    hidden[ids[~shown]] = True
+    if (published & hidden).any():
+        raise UnsafePublication("one row is both published and suppressed under two names")
+    scales = result.summary["scales"]
+    index = measures.frame.filter(pl.col("kind") == INDEX).select("scale", "mid").rows()
+    summary_shown = [(ORG, mid, scales[scale]["mean"]) for scale, mid in index]
+    network = result.summary.get("network")
+    if network_mid is not None and network is not None:
+        summary_shown += [
+            (WITHIN, network_mid, network["within_mean"]),
+            (BETWEEN, network_mid, network["between_mean"]),
+        ]
+    for kind, mid, value in summary_shown:
+        row_id = rows.summary_row(kind, np.array([mid]))[0]
+        if row_id >= 0 and value is not None:
+            published[row_id] = True
+    return published
+
+
+def _row_noise(structure: _Structure, inputs: ScoringInput) -> npt.NDArray[np.int64]:
+    """Per row id, the sum of its base cells' preview noise."""
+    noise = cell_noise(structure.cells, inputs.noise_key)
+    members = structure.members
+    total = np.bincount(
+        members.row, weights=noise[members.cell], minlength=structure.rows.count
+    ).astype(np.int64)
+    return total[structure.rows.canonical]
+
+
+def _published(
+    structure: _Structure,
+    protection: Protection,
+    unit_stats: pl.DataFrame,
+    tie_stats: pl.DataFrame,
+    noise: npt.NDArray[np.int64] | None,
+    measures: Measures,
+    preview: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[tuple[int, int], float | None]]:
+    """Unit and tie rows with the protection's status and the published values; the summary
+    values by (kind, mid) (None when not published)."""
+    rows = structure.rows
+    n_u, n_t = rows.unit_count, rows.tie_count
+    published = protection.published
+    reason = np.array(REASONS, dtype=object)[protection.reason]
+    plain = ~protection.pools_hidden & (not preview)
+    bounds = _measure_bounds(measures)
+
+    def status(frame: pl.DataFrame, offset: int) -> pl.DataFrame:
+        ids = np.arange(offset, offset + frame.height)
+        out = frame.with_columns(
+            suppressed=pl.Series(~published[ids]),
+            suppression_reason=pl.Series(reason[ids].tolist(), dtype=pl.String),
+            _plain=pl.Series(plain[ids]),
+        )
+        if noise is not None:
+            out = out.join(bounds, on="mid").with_columns(
+                mean=(
+                    (pl.col("Y") + pl.Series(noise[ids])).cast(pl.Float64)
+                    / pl.col("M").cast(pl.Float64)
+                ).clip(pl.col("low"), pl.col("high"))
+            )
+        return out.with_columns(
+            pl.when(pl.col("_plain")).then(pl.col(c)).alias(c)
+            for c in SECOND_MOMENTS
+            if c in out.columns
+        ).drop("_plain", "low", "high", strict=False)
+
+    unit_rows = status(unit_stats, 0)
+    tie_rows = status(tie_stats, n_u)
+    values: dict[tuple[int, int], float | None] = {}
+    for position, (kind, mid, _n, total, count) in enumerate(structure.summary.rows()):
+        row_id = n_u + n_t + rows.summary_keys.index((kind, mid))
+        del position
+        if not published[row_id]:
+            values[(kind, mid)] = None
+            continue
+        extra = 0 if noise is None else int(noise[row_id])
+        low, high = bounds.filter(pl.col("mid") == mid).row(0)[1:]
+        values[(kind, mid)] = min(max((total + extra) / count, low), high)
+    return unit_rows, tie_rows, values
+
+
+def _measure_bounds(measures: Measures) -> pl.DataFrame:
+    """mid, low, high: the range a row's mean can take (its items' scored values)."""
+    mids = measures.frame["mid"].to_numpy().astype(np.int64)
+    low = np.full(len(mids), np.inf)
+    high = np.full(len(mids), -np.inf)
+    for item, item_mid in enumerate(measures.item_mid):
+        for owner in (item_mid, measures.index_mid[item], measures.subscale_mid[item]):
+            if owner >= 0:
+                low[owner] = min(low[owner], measures.item_low[item])
+                high[owner] = max(high[owner], measures.item_high[item])
+    return pl.DataFrame({"mid": mids.astype(np.int32), "low": low, "high": high})
+
+
+def _diagnostics(structure: _Structure, protection: Protection) -> dict[str, Any]:
+    rows = structure.rows
+    canonical_ids = np.unique(rows.canonical)
+    reason = protection.reason[canonical_ids]
+    hidden_cells = ~protection.published[structure.own_row]
+    return {
+        "rows": len(canonical_ids),
+        "rows_min_group_size": int((reason == 1).sum()),
+        "rows_complementary": int((reason == 2).sum()),
+        "base_cells": structure.cells.count,
+        "base_cells_hidden": int(hidden_cells.sum()),
+        "atoms": protection.atoms,
+        "repair_rounds": protection.rounds,
+    }
 
 
 def _measure_names(measures: Measures, coherence_mid: int) -> pl.DataFrame:
@@ -181,56 +427,3 @@ def _participation(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
     return out.select(pl.col(c).cast(t) for c, t in UNIT_PARTICIPATION_SCHEMA.items()).sort(
         "unit", "rollup"
     )
-
-
-def cell_values(inputs: ScoringInput) -> pl.DataFrame:
-    """The respondent-level values behind every unit row (before anonymity): unit, scale,
-    measure, perspective, rollup, respondent, value — one row per respondent and cell, the value
-    the row's statistics are computed from (a score, or a rater's mean of several tie scores).
-    Sorted by those columns. For comparisons between rounds (Welch t-tests); never publish."""
-    rnd = _load(inputs)
-    direct = cells.direct_values(rnd.data, rnd.tree).join(rnd.denominators, on="mid")
-    direct = direct.select(*cells.UNIT_KEYS, "r", value=pl.col("x") / pl.col("L"))
-    per_rater = raters.rater_means(rnd.data.ties, rnd.tree).join(rnd.denominators, on="mid")
-    per_rater = per_rater.select(
-        *cells.UNIT_KEYS, "r", value=pl.col("y") / (pl.col("L") * pl.col("m"))
-    )
-    values = pl.concat([direct, per_rater], how="vertical_relaxed")
-
-    # sort on integer ranks that order like the published strings (r orders like the ids)
-    names = rnd.measures.frame.select("mid", "scale", "measure")
-    scale_rank = names["scale"].rank("dense").to_numpy().astype(np.int64) - 1
-    measure_rank = names["measure"].rank("dense").to_numpy().astype(np.int64) - 1
-    persp_rank = np.argsort(np.argsort(PERSPECTIVES))
-    mid = values["mid"].to_numpy()
-    r = values["r"].to_numpy().astype(np.int64)
-    parts = [
-        (rnd.tree.external_rank[values["unit"].to_numpy()], rnd.tree.count),
-        (scale_rank[mid], len(scale_rank)),
-        (measure_rank[mid], len(measure_rank)),
-        (persp_rank[values["persp"].to_numpy()], len(PERSPECTIVES)),
-        (values["rollup"].to_numpy().astype(np.int64), 2),
-        (r, rnd.data.respondents.height),
-    ]
-    if np.prod([float(span) for _, span in parts]) < 2**62:
-        key = np.zeros(len(r), dtype=np.int64)
-        for rank, span in parts:
-            key = key * span + rank
-        order = pl.Series(key).arg_sort().to_numpy()
-    else:
-        order = np.lexsort([rank for rank, _ in reversed(parts)])
-    values = values[order]
-    mid = mid[order]
-    respondent = rnd.data.respondents["respondent"].to_numpy()
-    out = pl.DataFrame(
-        {
-            "unit": pl.Series(rnd.tree.external_id, dtype=pl.String).gather(values["unit"]),
-            "scale": names["scale"].gather(mid),
-            "measure": names["measure"].gather(mid),
-            "perspective": pl.Series(PERSPECTIVES, dtype=pl.String).gather(values["persp"]),
-            "rollup": values["rollup"],
-            "respondent": respondent[r[order]],
-            "value": values["value"],
-        }
-    )
-    return out.cast(CELL_VALUES_SCHEMA)  # type: ignore[arg-type]

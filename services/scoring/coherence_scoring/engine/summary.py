@@ -1,13 +1,13 @@
-"""The round summary (SCORING.md §4, scoring-decisions.md "Summary").
+"""The round summary (SCORING.md §4, docs/scoring-decisions.md "Summary").
 
-Respondent-level statistics (scale means, Cronbach's α, ICC(1)/ICC(2), within/between means) are
-computed from exact integer sums, and are null when they rest on fewer than ``k`` distinct
-respondents (SCORING.md §5 rule 1). Summary values that pool published rows (the within/between
-means, a unit-targeted scale's mean, the response rate) are also null when the rows they pool
-that are suppressed hold 1..k−1 people (rule 2; anonymity/ decides). Statistics over published
-cells (strong/weak shares, the reciprocity gap, the leadership–collaboration correlation) use
-rows after both anonymity rules and without roll-up. Units are taken in index order, items in
-instrument order, so every sum is done in one fixed order.
+The pooled means — a scale's organisation mean, the network's within and between means — are
+rows of the publication like any other: the protection decides whether they are published and
+``values`` carries them (exact, or with preview noise). α and ICC(1)/ICC(2) are computed from the
+respondents' values and are null when they rest on fewer than ``k`` people, and in a preview (a
+non-linear statistic recomputed at every version could be differenced). Statistics over published
+rows (strong/weak shares, the reciprocity gap, the leadership–collaboration correlation) use the
+rows after the protection, without roll-up. Units are taken in index order, items in instrument
+order, so every sum is done in one fixed order.
 """
 
 from __future__ import annotations
@@ -19,15 +19,9 @@ import polars as pl
 from scipy import stats
 
 from coherence_core.instruments.model import RELATIONAL_CAPACITY, RELATIONAL_LEADERSHIP
-from coherence_scoring.engine.anonymity import (
-    PARTICIPATION,
-    TieSummaryNulls,
-    distinct,
-    response_rate_null,
-    tie_summary_nulls,
-)
 from coherence_scoring.engine.cells import run_starts
 from coherence_scoring.engine.layout import INCOMING, INDEX, MEMBERS, Measures, UnitTree
+from coherence_scoring.engine.protection import BETWEEN, ORG, WITHIN
 from coherence_scoring.engine.respondent import RespondentData, Wide
 
 MIN_CORRELATION_UNITS = 4
@@ -40,68 +34,46 @@ def build_summary(
     tree: UnitTree,
     unit_rows: pl.DataFrame,
     tie_rows: pl.DataFrame,
-    participation: pl.DataFrame,
-    organisation_suppressed: dict[int, bool],
+    values: dict[tuple[int, int], float | None],
     k: int,
+    preview: bool,
 ) -> dict[str, Any]:
-    """unit_rows / tie_rows / participation: rows after both anonymity rules, with internal
-    codes and ``suppressed`` (unit and tie rows also ``band``); ``k``: the minimum group size."""
+    """unit_rows / tie_rows: rows after the protection, with internal codes, ``suppressed``
+    and ``band``; values: (kind, mid) → the published pooled mean or None."""
     index = measures.frame.filter(pl.col("kind") == INDEX)
     network_scale = _network_scale(index)
-    network_mid = None if network_scale is None else network_scale["mid"]
     scales: dict[str, Any] = {}
-    network_nulls = None
     for row in index.iter_rows(named=True):
-        if row["unit_targeted"]:
-            nulls = _tie_nulls(data, tree, unit_rows, row["mid"], k, row["mid"] == network_mid)
-            if row["mid"] == network_mid:
-                network_nulls = nulls
-            hide_mean = nulls.mean
-        else:
-            hide_mean = organisation_suppressed.get(row["mid"], False)
-        scales[row["scale"]] = _scale_summary(data, measures, row, hide_mean, k)
+        summary = _scale_summary(data, measures, row, k)
+        if preview:
+            summary.update(alpha=None, icc1=None, icc2=None)
+        scales[row["scale"]] = {"mean": values.get((ORG, row["mid"])), **summary}
     network = None
-    if network_scale is not None and network_nulls is not None:
-        network = _network(data, tree, network_scale, tie_rows, network_nulls, k)
-    organisation_published = not organisation_suppressed.get(PARTICIPATION, True)
+    if network_scale is not None:
+        network = _network(data, tree, network_scale, tie_rows, values)
     return {
         "respondents": int(data.respondents.height),
-        "response_rate": _response_rate(data, tree, participation, organisation_published, k),
+        "response_rate": _response_rate(data, tree),
         "scales": scales,
         "network": network,
         "leadership_collaboration": _leadership_collaboration(index, unit_rows, tree),
     }
 
 
-def _response_rate(
-    data: RespondentData,
-    tree: UnitTree,
-    participation: pl.DataFrame,
-    organisation_published: bool,
-    k: int,
-) -> float | None:
+def _response_rate(data: RespondentData, tree: UnitTree) -> float | None:
+    """Respondents in units with a known headcount / those headcounts (presence, not answers:
+    always published, SCORING.md §5.5)."""
     known = [u for u, h in enumerate(tree.headcount) if h is not None]
     total = sum(tree.headcount[u] or 0 for u in known)
     if not known or total <= 0:
-        return None
-    if response_rate_null(participation, tree, organisation_published, k):
         return None
     counts = np.bincount(data.home, minlength=tree.count)
     return float(counts[known].sum()) / float(total)
 
 
-def _tie_nulls(
-    data: RespondentData,
-    tree: UnitTree,
-    unit_rows: pl.DataFrame,
-    mid: int,
-    k: int,
-    network: bool,
-) -> TieSummaryNulls:
-    """Rule 2 for the summary values of a unit-targeted scale (anonymity/)."""
-    present = _present(data.ties, mid)
-    r, a, b = (data.ties.column(c)[present] for c in ("r", "a", "b"))
-    return tie_summary_nulls(unit_rows, mid, r, a, b, tree.count, k, network=network)
+def distinct(r: np.ndarray) -> int:
+    """The number of distinct respondents (dense indices) in ``r``."""
+    return int(np.count_nonzero(np.bincount(r))) if len(r) else 0
 
 
 def _present(wide: Wide, mid: int) -> np.ndarray:
@@ -110,24 +82,16 @@ def _present(wide: Wide, mid: int) -> np.ndarray:
 
 
 def _scale_summary(
-    data: RespondentData,
-    measures: Measures,
-    row: dict[str, Any],
-    hide_mean: bool,
-    k: int,
+    data: RespondentData, measures: Measures, row: dict[str, Any], k: int
 ) -> dict[str, float | None]:
-    """``hide_mean``: the mean is null under rule 2 (the organisation family for a scale asked
-    once, anonymity.tie_summary_nulls for a unit-targeted one)."""
+    """α and ICC of a scale (its mean is a published row: ``values``)."""
     mid, denominator = row["mid"], row["denominator"]
     wide = data.ties if row["unit_targeted"] else data.selves
     if wide.height == 0 or mid not in wide.mids:
-        return {"mean": None, "alpha": None, "icc1": None, "icc2": None}
+        return {"alpha": None, "icc1": None, "icc2": None}
     col = wide.col(mid)
     present = wide.has[:, col]
     respondent = wide.column("r")
-    mean = None
-    if distinct(respondent[present]) >= k and not hide_mean:
-        mean = _exact_mean(wide.x[present, col], denominator)
     # ICC: respondent scores by home unit (relational capacity: the internal tie); one score per
     # respondent, so the scores of the units used are as many as their respondents
     by_unit = present.copy()
@@ -137,13 +101,7 @@ def _scale_summary(
     items = measures.item_mid[measures.index_mid == mid]
     columns = [wide.col(int(m)) for m in items]
     alpha = _alpha(wide, columns, respondent, k)
-    return {"mean": mean, "alpha": alpha, "icc1": icc1, "icc2": icc2}
-
-
-def _exact_mean(x: np.ndarray, denominator: int) -> float | None:
-    if len(x) == 0:
-        return None
-    return _total(x) / (len(x) * denominator)
+    return {"alpha": alpha, "icc1": icc1, "icc2": icc2}
 
 
 def _square_total(x: np.ndarray) -> int:
@@ -237,15 +195,12 @@ def _network(
     tree: UnitTree,
     scale: dict[str, Any],
     tie_rows: pl.DataFrame,
-    nulls: TieSummaryNulls,
-    k: int,
+    values: dict[tuple[int, int], float | None],
 ) -> dict[str, Any]:
-    mid, denominator = scale["mid"], scale["denominator"]
+    mid = scale["mid"]
     ties = data.ties
     present = _present(ties, mid)
     a, b = ties.column("a")[present], ties.column("b")[present]
-    r = ties.column("r")[present]
-    x = ties.x[present, ties.col(mid)] if present.any() else np.zeros(0, dtype=np.int64)
 
     published = tie_rows.filter(
         (pl.col("mid") == mid) & ~pl.col("suppressed") & (pl.col("from") != pl.col("to"))
@@ -263,15 +218,9 @@ def _network(
     n_units = tree.count
     external = a != b
     rated = len(np.unique(np.minimum(a, b)[external] * n_units + np.maximum(a, b)[external]))
-    within = None
-    if distinct(r[~external]) >= k and not nulls.within_mean:
-        within = _exact_mean(x[~external], denominator)
-    between = None
-    if distinct(r[external]) >= k and not nulls.between_mean:
-        between = _exact_mean(x[external], denominator)
     return {
-        "within_mean": within,
-        "between_mean": between,
+        "within_mean": values.get((WITHIN, mid)),
+        "between_mean": values.get((BETWEEN, mid)),
         "strong_share": strong / count if count else None,
         "weak_share": weak / count if count else None,
         "reciprocity_gap": float(np.sum(gaps) / len(gaps)) if len(gaps) else None,

@@ -27,8 +27,8 @@ import polars as pl
 
 from coherence_core.instruments import InstrumentDefinition
 
-#: Bump on any change to SCORING.md's formulas (SCORING.md §6).
-METHOD_VERSION = "coherence-v1"
+#: Bump on any change to SCORING.md's formulas (SCORING.md §6). Method 2: pooled means.
+METHOD_VERSION = "2"
 
 UNITS_SCHEMA = {
     "unit": pl.Int32,
@@ -99,11 +99,16 @@ class ScoringSettings:
 
 @dataclass(frozen=True)
 class ScoringInput:
+    """``preview``: the round is open, so results are a perturbed preview (preview.py) keyed
+    by the secret ``noise_key``; a closed round's final results are exact."""
+
     instrument: InstrumentDefinition
     units: pl.DataFrame
     respondents: pl.DataFrame
     answers: pl.DataFrame
     settings: ScoringSettings = field(default_factory=ScoringSettings)
+    preview: bool = False
+    noise_key: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,3 +119,6 @@ class ScoringResult:
     tie_scores: pl.DataFrame
     participation: pl.DataFrame
     summary: dict[str, Any]
+    preview: bool = False
+    #: what the protection did: rounds of repair, atoms, rows hidden by reason (for logs/bench)
+    diagnostics: dict[str, Any] = field(default_factory=dict)

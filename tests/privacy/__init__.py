@@ -1,0 +1,1 @@
+"""Privacy checks written from SCORING.md §5 alone, independent of the scoring engine."""

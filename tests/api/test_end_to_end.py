@@ -17,7 +17,7 @@ from coherence_core.synthetic import (
     to_scoring_input,
     to_units_payload,
 )
-from coherence_scoring.engine import ScoringSettings
+from coherence_scoring.engine import ScoringSettings, score
 from coherence_scoring.jobs import score_round
 from tests.api.support import Org, fetch_all, new_org, open_round, put_units, run_scoring
 from tests.reference.scoring import reference_score
@@ -79,6 +79,14 @@ async def test_push_score_and_read_back(
     assert got["scoring"]["scored_version"] == got["input_version"] == 1
 
     base = f"/v1/rounds/{round_['id']}/results"
+    # while the round is open, results are a preview: perturbed, and flagged as such
+    preview = (await client.get(f"{base}/units", headers=org.headers)).json()
+    assert preview["preview"] is True and preview["method_version"] == "2"
+    assert all(r["sd"] is None for r in preview["items"])
+
+    closed = await client.post(f"/v1/rounds/{round_['id']}/close", headers=org.headers)
+    assert closed.status_code == 202, closed.text
+    assert await run_scoring(app, settings, queue_name) >= 1
     units = await fetch_all(client, org, f"{base}/units")
     by_key = {
         (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r for r in units
@@ -100,9 +108,9 @@ async def test_push_score_and_read_back(
     assert summary.status_code == 200
     body = summary.json()
     assert body["respondents"] == 10 and body["input_version"] == 1
-    # 7 of 18 would give away it's 2 respondents (rate × 18 − fin's 5): not published.
-    assert body["response_rate"] is None
-    assert body["method_version"] == "coherence-v1"
+    assert body["preview"] is False and body["method_version"] == "2"
+    # the response rate counts people, not answers (presence): always published
+    assert body["response_rate"] == pytest.approx(7 / 18)  # fin 5 + it 2 of 10 + 8
 
     etag = summary.headers["etag"]
     cached = await client.get(f"{base}/summary", headers={**org.headers, "If-None-Match": etag})
@@ -147,9 +155,9 @@ async def test_a_job_run_twice_leaves_identical_results(
     ).status_code == 202
     await run_scoring(app, settings, queue_name)
     # The job itself, called again directly, sees the round is up to date.
-    assert await score_round({"engine": app.state.coherence.engine}, round_["id"], org.id) == (
-        "up to date"
-    )
+    assert await score_round(
+        {"engine": app.state.coherence.engine, "secret_key": "test-secret"}, round_["id"], org.id
+    ) == ("up to date")
     second = await _result_tables(app, round_["id"])
     assert second == first
     got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
@@ -166,6 +174,9 @@ def _close(a: float | None, b: float | None, tolerance: float = 1e-6) -> bool:
 async def test_synthetic_organisation_through_rest_matches_independent_computation(
     client: httpx.AsyncClient, app: FastAPI, settings: Settings, queue_name: str
 ):
+    """Pushed through REST, closed, scored by the worker and read back, a synthetic
+    organisation gives exactly what the engine gives on the same answers, and every published
+    value equals the independent reference (method 2)."""
     synthetic = generate_organisation(n_respondents=600, n_units=30, seed=11)
     org = await new_org(client, min_group_size=5)
     await put_units(client, org, to_units_payload(synthetic)["units"])
@@ -175,59 +186,77 @@ async def test_synthetic_organisation_through_rest_matches_independent_computati
             f"/v1/rounds/{round_['id']}/responses", json=batch, headers=org.headers
         )
         assert response.status_code == 200, response.text
+    closed = await client.post(f"/v1/rounds/{round_['id']}/close", headers=org.headers)
+    assert closed.status_code == 202
     await run_scoring(app, settings, queue_name)
-    expected = reference_score(to_scoring_input(synthetic, ScoringSettings(min_group_size=5)))
+    inputs = to_scoring_input(synthetic, ScoringSettings(min_group_size=5))
+    engine = score(inputs)
+    reference = reference_score(inputs)
 
     base = f"/v1/rounds/{round_['id']}/results"
+    unit_key = ("unit", "scale", "measure", "perspective", "rollup")
     got_units = {
-        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r
-        for r in await fetch_all(client, org, f"{base}/units")
+        tuple(r[c] for c in unit_key): r for r in await fetch_all(client, org, f"{base}/units")
     }
     want_units = {
-        (r["unit"], r["scale"], r["measure"], r["perspective"], r["rollup"]): r
-        for r in expected.unit_scores.iter_rows(named=True)
+        tuple(r[c] for c in unit_key): r for r in engine.unit_scores.iter_rows(named=True)
     }
-    assert got_units.keys() == want_units.keys()
+    ref_units = {
+        tuple(r[c] for c in unit_key): r for r in reference.unit_scores.iter_rows(named=True)
+    }
+    assert got_units.keys() == want_units.keys() == ref_units.keys()
+    fields = ("n", "mean", "sd", "ci_low", "ci_high", "rwg", "band", "low_agreement")
     for key, want in want_units.items():
         got = got_units[key]
-        assert got["suppressed"] == want["suppressed"], key
-        assert got["suppression_reason"] == want["suppression_reason"], key
-        assert got["n"] == want["n"], key
-        for field in ("mean", "sd", "ci_low", "ci_high", "rwg"):
-            assert _close(got[field], want[field]), (key, field, got[field], want[field])
-        assert got["band"] == want["band"], key
+        assert (got["suppressed"], got["suppression_reason"]) == (
+            want["suppressed"],
+            want["suppression_reason"],
+        ), key
+        for field in fields:
+            assert _same(got[field], want[field]), (key, field, got[field], want[field])
+        if not got["suppressed"] and key[1] != "coherence":
+            ref = ref_units[key]
+            assert got["n"] == ref["n"] and _close(got["mean"], ref["mean"], 1e-9), key
+        if ref_units[key]["suppressed"]:
+            assert got["suppressed"], key  # rule 1 at least
 
-    measures = expected.tie_scores["measure"].unique().sort().to_list()
+    measures = engine.tie_scores["measure"].unique().sort().to_list()
     assert len(measures) == 13  # index, 3 subscales, 9 items
+    tie_key = ("from_unit", "to_unit", "measure")
     got_ties = {
-        (r["from_unit"], r["to_unit"], r["measure"]): r
+        tuple(r[c] for c in tie_key): r
         for measure in measures
         for r in await fetch_all(client, org, f"{base}/ties", measure=measure)
     }
-    want_ties = {
-        (r["from_unit"], r["to_unit"], r["measure"]): r
-        for r in expected.tie_scores.iter_rows(named=True)
-    }
-    assert got_ties.keys() == want_ties.keys()
+    want_ties = {tuple(r[c] for c in tie_key): r for r in engine.tie_scores.iter_rows(named=True)}
+    ref_ties = {tuple(r[c] for c in tie_key): r for r in reference.tie_scores.iter_rows(named=True)}
+    assert got_ties.keys() == want_ties.keys() == ref_ties.keys()
     for key, want in want_ties.items():
         got = got_ties[key]
-        assert (got["suppressed"], got["n"], got["band"]) == (
-            want["suppressed"],
-            want["n"],
-            want["band"],
-        ), key
-        for field in ("mean", "sd", "ci_low", "ci_high"):
-            assert _close(got[field], want[field]), (key, field)
+        for field in ("suppressed", "suppression_reason", "n", "mean", "sd", "ci_low", "band"):
+            assert _same(got[field], want[field]), (key, field)
+        if not got["suppressed"]:
+            assert _close(got["mean"], ref_ties[key]["mean"], 1e-9), key
 
     summary = (await client.get(f"{base}/summary", headers=org.headers)).json()
-    assert summary["respondents"] == expected.summary["respondents"]
-    for scale, values in expected.summary["scales"].items():
+    assert summary["preview"] is False and summary["method_version"] == "2"
+    assert summary["respondents"] == engine.summary["respondents"]
+    assert _close(summary["response_rate"], engine.summary["response_rate"], 1e-12)
+    for scale, values in engine.summary["scales"].items():
         for field, value in values.items():
-            assert _close(summary["scales"][scale][field], value), (scale, field)
-    for field, value in expected.summary["network"].items():
-        assert _close(summary["network"][field], value), field
-    assert _close(summary["response_rate"], expected.summary["response_rate"])
-    want_lc = expected.summary["leadership_collaboration"]
+            assert _close(summary["scales"][scale][field], value, 1e-12), (scale, field)
+            if field == "mean" and value is not None:
+                ref = reference.summary["scales"][scale]["mean"]
+                assert _close(value, ref, 1e-9), scale
+    for field, value in engine.summary["network"].items():
+        assert _close(summary["network"][field], value, 1e-12), field
+    want_lc = engine.summary["leadership_collaboration"]
     assert want_lc is not None and want_lc["n_units"] >= 4
     for field, value in want_lc.items():
-        assert _close(summary["leadership_collaboration"][field], value), field
+        assert _close(summary["leadership_collaboration"][field], value, 1e-12), field
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return _close(a, b, 1e-12)  # type: ignore[arg-type]
+    return a == b

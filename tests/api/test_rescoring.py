@@ -78,11 +78,16 @@ async def test_one_scoring_of_a_round_at_a_time(client: httpx.AsyncClient, org: 
         await connection.execute(
             text("SELECT pg_advisory_lock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )
-        busy = await score_round({"engine": engine}, round_["id"], org.id)
+        busy = await score_round(
+            {"engine": engine, "secret_key": "test-secret"}, round_["id"], org.id
+        )
         assert busy == "busy: requeued"
         assert [job for job, _ in await _pending(app, round_["id"])] == ["score_round"]
         await connection.execute(
             text("SELECT pg_advisory_unlock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )
         await connection.commit()
-    assert await score_round({"engine": engine}, round_["id"], org.id) == "scored"
+    assert (
+        await score_round({"engine": engine, "secret_key": "test-secret"}, round_["id"], org.id)
+        == "scored"
+    )

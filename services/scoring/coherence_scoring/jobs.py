@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.jobs import record_score_round
-from coherence_scoring.engine import METHOD_VERSION, ScoringInput, ScoringSettings, score
+from coherence_scoring import ledger
+from coherence_scoring.engine import (
+    METHOD_VERSION,
+    LinkedPublication,
+    ScoringInput,
+    ScoringSettings,
+    score,
+)
 from coherence_scoring.loading import load_round
 from coherence_scoring.writing import delete_stale_runs, write_result
 
@@ -27,7 +34,7 @@ log = logging.getLogger(__name__)
 LOCK_RETRY_SECONDS = 2
 
 _ROUND_QUERY = """
-SELECT r.input_version, r.scored_version, r.scoring_status, r.instrument,
+SELECT r.input_version, r.scored_version, r.scoring_status, r.instrument, r.status,
        o.min_group_size, o.weak_below, o.strong_above,
        (SELECT s.settings FROM scoring_run s WHERE s.round_id = r.id AND s.status = 'scored'
          ORDER BY s.id DESC LIMIT 1) AS last_settings
@@ -57,12 +64,14 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
                 )
             return "busy: requeued"
         try:
-            return await _score_locked(connection, rid, oid)
+            return await _score_locked(connection, rid, oid, ctx["secret_key"])
         finally:
             await connection.fetchval("SELECT pg_advisory_unlock($1)", round_lock_key(rid))
 
 
-async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: uuid.UUID) -> str:
+async def _score_locked(
+    connection: Any, round_id: uuid.UUID, organization_id: uuid.UUID, secret: str
+) -> str:
     row = await connection.fetchrow(_ROUND_QUERY, round_id, organization_id)
     if row is None:
         log.warning("score_round: round %s does not exist", round_id)
@@ -72,7 +81,8 @@ async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: u
         weak_below=row["weak_below"],
         strong_above=row["strong_above"],
     )
-    fingerprint = {**settings.__dict__, "method_version": METHOD_VERSION}
+    preview = row["status"] == "open"
+    fingerprint = {**settings.__dict__, "method_version": METHOD_VERSION, "preview": preview}
     last = row["last_settings"]  # jsonb: decoded by the SQLAlchemy pool's asyncpg codec
     if isinstance(last, str):
         last = json.loads(last)
@@ -101,12 +111,23 @@ async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: u
         inputs = await load_round(connection, round_id)
         timings["load_s"] = time.perf_counter() - started
         instrument = InstrumentDefinition.model_validate(row["instrument"])
+        keys: dict[int, bytes] = {}
+        linked: list[tuple[int, LinkedPublication]] = []
+        if not preview:  # a final is protected together with every final it shares answers with
+            keys = await ledger.respondent_keys(connection, round_id, inputs, instrument)
+            linked = await ledger.linked_finals(
+                connection, organization_id=organization_id, keys=keys
+            )
+        timings["link_s"] = time.perf_counter() - started - timings["load_s"]
         scoring_input = ScoringInput(
             instrument=instrument,
             units=inputs.units,
             respondents=inputs.respondents,
             answers=inputs.answers,
             settings=settings,
+            preview=preview,
+            noise_key=ledger.preview_noise_key(secret, round_id),
+            linked=tuple(publication for _, publication in linked),
         )
         started = time.perf_counter()
         result = await asyncio.to_thread(score, scoring_input)  # CPU-bound: off the event loop
@@ -121,6 +142,18 @@ async def _score_locked(connection: Any, round_id: uuid.UUID, organization_id: u
                 input_version=inputs.input_version,
                 method_version=METHOD_VERSION,
                 result=result,
+            )
+            await ledger.record_publication(
+                connection,
+                organization_id=organization_id,
+                round_id=round_id,
+                run_id=run_id,
+                input_version=inputs.input_version,
+                method_version=METHOD_VERSION,
+                settings=settings,
+                result=result,
+                keys=keys,
+                linked=[publication_id for publication_id, _ in linked],
             )
             await connection.execute(
                 "UPDATE round SET scored_version = $2, scored_at = now(), scoring_error = NULL, "

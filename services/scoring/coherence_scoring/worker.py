@@ -38,6 +38,9 @@ async def _relay_forever(ctx: dict[str, Any], interval: float) -> None:
 def _lifecycle(settings: Settings, queue_name: str, relay: bool) -> tuple[Any, Any]:
     async def startup(ctx: dict[str, Any]) -> None:
         assert settings.database_url
+        if not settings.secret_key:
+            raise RuntimeError("COHERENCE_SECRET_KEY must be set (`coherence run` sets it).")
+        ctx["secret_key"] = settings.secret_key
         ctx["engine"] = create_engine(settings.database_url, pool_size=4)
         ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
         ctx["queue_name"] = queue_name

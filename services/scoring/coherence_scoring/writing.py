@@ -93,13 +93,13 @@ async def write_result(
         )
     await connection.execute(
         """
-        INSERT INTO round_summary
-            (organization_id, round_id, run_id, input_version, method_version, scored_at, summary)
-        VALUES ($1, $2, $3, $4, $5, now(), $6::jsonb)
+        INSERT INTO round_summary (organization_id, round_id, run_id, input_version,
+            method_version, scored_at, summary, preview)
+        VALUES ($1, $2, $3, $4, $5, now(), $6::jsonb, $7)
         ON CONFLICT (round_id) DO UPDATE SET
             run_id = EXCLUDED.run_id, input_version = EXCLUDED.input_version,
             method_version = EXCLUDED.method_version, scored_at = EXCLUDED.scored_at,
-            summary = EXCLUDED.summary
+            summary = EXCLUDED.summary, preview = EXCLUDED.preview
         """,
         organization_id,
         round_id,
@@ -107,12 +107,17 @@ async def write_result(
         input_version,
         method_version,
         orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+        result.preview,
     )
 
 
 async def delete_stale_runs(connection: Any, *, round_id: uuid.UUID, run_id: int) -> None:
-    """Remove result rows of the round's earlier runs (no reader follows them any more)."""
+    """Remove result rows of the round's earlier runs that no reader follows any more. A final
+    publication's rows stay: the ledger audits later publications against them."""
     for table in RESULT_TABLES:
         await connection.execute(
-            f"DELETE FROM {table} WHERE round_id = $1 AND run_id <> $2", round_id, run_id
+            f"DELETE FROM {table} WHERE round_id = $1 AND run_id <> $2 AND run_id NOT IN "
+            "(SELECT run_id FROM publication WHERE round_id = $1 AND kind = 'final')",
+            round_id,
+            run_id,
         )

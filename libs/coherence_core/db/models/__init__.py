@@ -3,6 +3,8 @@
 from coherence_core.db.models.jobs import IdempotencyKey, Outbox
 from coherence_core.db.models.organizations import ApiKey, Organization
 from coherence_core.db.models.results import (
+    Publication,
+    PublicationRespondent,
     RoundSummary,
     ScoringRun,
     TieScore,
@@ -18,6 +20,8 @@ __all__ = [
     "Instrument",
     "Organization",
     "Outbox",
+    "Publication",
+    "PublicationRespondent",
     "Respondent",
     "Round",
     "RoundSummary",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     String,
     Text,
@@ -121,3 +122,48 @@ class RoundSummary(TenantOwned, Base):
     method_version: Mapped[str] = mapped_column(String(64))
     scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    #: True while the round is open: the results are a perturbed preview (SCORING.md §5.3)
+    preview: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Publication(TenantOwned, Base):
+    """The publication ledger: one row per result set ever served (SCORING.md §5.4).
+
+    ``kind`` is ``preview`` (an open round: perturbed) or ``final`` (a closed round: exact). A
+    final publication's result rows are kept for good (its run is never deleted), and its
+    respondents are listed in ``publication_respondent`` by a key of who they are and exactly what
+    they answered, so that any later publication sharing a respondent's identical answers is
+    audited together with it. ``linked`` lists the earlier finals a publication was audited with.
+    """
+
+    __tablename__ = "publication"
+    __table_args__ = (Index("ix_publication_round", "round_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    round_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    input_version: Mapped[int] = mapped_column(BigInteger)
+    method_version: Mapped[str] = mapped_column(String(64))
+    min_group_size: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rows_published: Mapped[int] = mapped_column(Integer)
+    rows_suppressed: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the published tables, as written
+    digest: Mapped[str] = mapped_column(String(64))
+    #: the summary as published (the unit and tie rows stay under ``run_id``)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    linked: Mapped[list[int]] = mapped_column(JSONB, default=list)
+
+
+class PublicationRespondent(TenantOwned, Base):
+    """Whose responses a final publication holds: a 16-byte key of the respondent's pseudonym
+    and their exact submission, never the answers themselves."""
+
+    __tablename__ = "publication_respondent"
+    __table_args__ = (Index("ix_publication_respondent_key", "respondent_key"),)
+
+    publication_id: Mapped[int] = mapped_column(
+        ForeignKey("publication.id", ondelete="CASCADE"), primary_key=True
+    )
+    respondent_key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)

@@ -14,8 +14,13 @@ from scipy import stats
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coherence_api.errors import Conflict
 from coherence_api.results.schemas import Perspective, SuppressionReason
 from coherence_core.db.models import UnitScore
+
+
+class NotComparable(Conflict):
+    title, type_slug = "Rounds not comparable", "not-comparable"
 
 
 class ChangeOut(BaseModel):
@@ -27,21 +32,22 @@ class ChangeOut(BaseModel):
     mean: float | None
     earlier_mean: float | None
     difference: float | None = Field(description="`mean − earlier_mean`.")
-    p_value: float | None = Field(description="Welch's two-sided t-test on respondent scores.")
+    p_value: float | None = Field(
+        description="Welch's two-sided t-test from the two published rows' mean, sd and n; "
+        "null when either sd is not published."
+    )
     suppressed: bool
     suppression_reason: SuppressionReason | None
 
 
 def welch_p(n1: int, m1: float, s1: float, n2: int, m2: float, s2: float) -> float | None:
-    """Two-sided p of Welch's t-test from group statistics; None when undefined."""
+    """Two-sided p of Welch's t-test from the two rows' published statistics; None when
+    undefined (fewer than 2 people on a side, or no spread at all)."""
     if n1 < 2 or n2 < 2:
         return None
-    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
-    if v1 + v2 == 0:
-        return None
-    t = (m1 - m2) / math.sqrt(v1 + v2)
-    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))
-    return float(2 * stats.t.sf(abs(t), df))
+    result = stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
+    p = float(result.pvalue)
+    return None if math.isnan(p) else p
 
 
 def change_of(later: UnitScore, earlier: UnitScore) -> ChangeOut:

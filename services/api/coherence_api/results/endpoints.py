@@ -9,10 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from coherence_api.deps import ReaderCaller, SessionDep
-from coherence_api.pagination import Page, PagingDep
+from coherence_api.pagination import PagingDep
 from coherence_api.results import changes, network, service
 from coherence_api.results.changes import ChangeOut
-from coherence_api.results.schemas import Perspective, SummaryOut, TieScoreOut, UnitScoreOut
+from coherence_api.results.schemas import (
+    Perspective,
+    ResultsPage,
+    SummaryOut,
+    TieScoreOut,
+    UnitScoreOut,
+)
+from coherence_core.db.models import RoundSummary
 
 router = APIRouter(prefix="/v1/rounds/{round_id}/results", tags=["results"])
 
@@ -46,16 +53,19 @@ async def get_summary(
 ) -> SummaryOut:
     _, summary = await service.scored_round(session, round_id=round_id)
     check_etag(request, response, summary.run_id)
-    return SummaryOut(
-        **summary.summary,
-        input_version=summary.input_version,
-        method_version=summary.method_version,
-        scored_at=summary.scored_at,
-    )
+    return SummaryOut(**summary.summary, **_provenance(summary), scored_at=summary.scored_at)
+
+
+def _provenance(summary: RoundSummary) -> dict[str, Any]:
+    return {
+        "preview": summary.preview,
+        "method_version": summary.method_version,
+        "input_version": summary.input_version,
+    }
 
 
 @router.get(
-    "/units", response_model=Page[UnitScoreOut], summary="Unit results", responses=NOT_SCORED
+    "/units", response_model=ResultsPage[UnitScoreOut], summary="Unit results", responses=NOT_SCORED
 )
 async def get_unit_results(
     round_id: uuid.UUID,
@@ -67,7 +77,7 @@ async def get_unit_results(
     perspective: Perspective | None = None,
     unit: Annotated[str | None, Query(max_length=200, description="A unit's external id.")] = None,
     rollup: bool | None = None,
-) -> Page[UnitScoreOut]:
+) -> ResultsPage[UnitScoreOut]:
     """One row per unit, scale, measure, perspective and roll-up flag."""
     _, summary = await service.scored_round(session, round_id=round_id)
     check_etag(paging.request, paging.response, summary.run_id)
@@ -87,10 +97,13 @@ async def get_unit_results(
         limit=paging.limit,
     )
     items = [UnitScoreOut.model_validate(r) for r in rows]
-    return paging.page(items, lambda r: [r.scale, r.measure, r.perspective, r.unit, r.rollup])
+    page = paging.page(items, lambda r: [r.scale, r.measure, r.perspective, r.unit, r.rollup])
+    return ResultsPage[UnitScoreOut](**_provenance(summary), **dict(page))
 
 
-@router.get("/ties", response_model=Page[TieScoreOut], summary="Tie results", responses=NOT_SCORED)
+@router.get(
+    "/ties", response_model=ResultsPage[TieScoreOut], summary="Tie results", responses=NOT_SCORED
+)
 async def get_tie_results(
     round_id: uuid.UUID,
     caller: ReaderCaller,
@@ -100,7 +113,7 @@ async def get_tie_results(
     scale: Annotated[str | None, Query(max_length=64)] = None,
     from_unit: Annotated[str | None, Query(max_length=200)] = None,
     to_unit: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[TieScoreOut]:
+) -> ResultsPage[TieScoreOut]:
     """Directed unit → unit relational capacity: how `from_unit`'s members rate `to_unit`."""
     _, summary = await service.scored_round(session, round_id=round_id)
     check_etag(paging.request, paging.response, summary.run_id)
@@ -114,12 +127,13 @@ async def get_tie_results(
         limit=paging.limit,
     )
     items = [TieScoreOut.model_validate(r) for r in rows]
-    return paging.page(items, lambda r: [r.scale, r.measure, r.from_unit, r.to_unit])
+    page = paging.page(items, lambda r: [r.scale, r.measure, r.from_unit, r.to_unit])
+    return ResultsPage[TieScoreOut](**_provenance(summary), **dict(page))
 
 
 @router.get(
     "/changes",
-    response_model=Page[ChangeOut],
+    response_model=ResultsPage[ChangeOut],
     summary="Change since an earlier round",
     responses=NOT_SCORED,
 )
@@ -134,12 +148,18 @@ async def get_changes(
     perspective: Perspective | None = None,
     unit: Annotated[str | None, Query(max_length=200)] = None,
     rollup: bool | None = None,
-) -> Page[ChangeOut]:
+) -> ResultsPage[ChangeOut]:
     """Unit rows of this round matched by unit `external_id`, scale, measure, perspective and
     roll-up flag to the earlier round: the difference of means and Welch's p-value, published
     when both rows are."""
     _, summary = await service.scored_round(session, round_id=round_id)
     _, earlier = await service.scored_round(session, round_id=since)
+    if earlier.method_version != summary.method_version:
+        raise changes.NotComparable(
+            f"Round {since} was scored with method {earlier.method_version} and this round with "
+            f"method {summary.method_version}; rescore the earlier round "
+            f"(POST /v1/rounds/{since}/score) to compare them."
+        )
     check_etag(paging.request, paging.response, summary.run_id * 1_000_003 + earlier.run_id)
     after = paging.after(lambda p: (str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])))
     rows = await changes.changes(
@@ -157,7 +177,10 @@ async def get_changes(
     key = lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup)  # noqa: E731
     if after is not None:
         rows = [r for r in rows if key(r) > after]
-    return paging.page(rows[: paging.limit + 1], lambda c: list(key(c)))
+    page = paging.page(rows[: paging.limit + 1], lambda c: list(key(c)))
+    provenance = _provenance(summary)
+    provenance["preview"] = summary.preview or earlier.preview
+    return ResultsPage[ChangeOut](**provenance, **dict(page))
 
 
 @router.get(
@@ -178,7 +201,7 @@ async def get_network(
     graph libraries."""
     _, summary = await service.scored_round(session, round_id=round_id)
     check_etag(request, response, summary.run_id)
-    return await network.network(
+    graph = await network.network(
         session,
         round_id=round_id,
         run_id=summary.run_id,
@@ -186,3 +209,4 @@ async def get_network(
         holes_limit=holes_limit,
         weakest_limit=weakest_limit,
     )
+    return graph.model_copy(update=_provenance(summary))

@@ -30,6 +30,9 @@ class Edge(BaseModel):
 
 
 class Network(BaseModel):
+    preview: bool = Field(default=False, description="True while the round is open (a preview).")
+    method_version: str = Field(default="", description="The scoring method that made it.")
+    input_version: int = Field(default=0, description="The input version it was computed from.")
     nodes: list[Node]
     edges: list[Edge] = Field(description="Published external ties (`index`).")
     suppressed_edges: int = Field(description="Ties that exist but are suppressed.")

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 Perspective = Literal["members", "internal", "incoming", "outgoing"]
 SuppressionReason = Literal["min_group_size", "complementary"]
@@ -72,11 +74,35 @@ class LeadershipCollaboration(BaseModel):
     n_units: int
 
 
+_PREVIEW = Field(
+    description="True while the round is open: the numbers are a preview, perturbed so that "
+    "successive versions cannot be subtracted (SCORING.md §5.3); false for the exact final "
+    "results of a closed round."
+)
+_METHOD = Field(description="The scoring method that made these results (`2`: pooled means).")
+
+
+class Provenance(BaseModel):
+    """Which publication a results body comes from."""
+
+    preview: bool = _PREVIEW
+    method_version: str = _METHOD
+    input_version: int = Field(
+        description="The round's input version the results were computed from."
+    )
+
+
+class ResultsPage(Provenance, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
 class SummaryOut(BaseModel):
     respondents: int
     response_rate: float | None
     input_version: int
-    method_version: str
+    method_version: str = _METHOD
+    preview: bool = _PREVIEW
     scored_at: Any
     scales: dict[str, ScaleSummary]
     network: NetworkSummary

@@ -8,6 +8,7 @@ raters.py) → statistics (describe.py) → the protection decides what is publi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from coherence_scoring.engine.layout import (
     build_measures,
     build_tree,
 )
+from coherence_scoring.engine.linking import earlier_publications
 from coherence_scoring.engine.participation import participation_rows
 from coherence_scoring.engine.preview import cell_noise
 from coherence_scoring.engine.protection import (
@@ -72,6 +74,7 @@ class _Round:
 
 def _load(inputs: ScoringInput) -> _Round:
     measures = build_measures(inputs.instrument)
+    inputs = _numbered_by_external_id(inputs)
     tree = build_tree(inputs.units)
     data = prepare(inputs, measures, tree)
     return _Round(
@@ -79,6 +82,27 @@ def _load(inputs: ScoringInput) -> _Round:
         tree=tree,
         data=data,
         denominators=measures.frame.select("mid", L="denominator"),
+    )
+
+
+def _numbered_by_external_id(inputs: ScoringInput) -> ScoringInput:
+    """The same round with units numbered in the order of their external ids, so that nothing
+    the engine decides (every tie-break of the protection included) depends on how the caller
+    numbered them."""
+    units = inputs.units.sort("external_id")
+    old = units["unit"].to_list()
+    if old == list(range(len(old))):
+        return inputs
+    new = list(range(len(old)))
+
+    def renumber(column: str) -> pl.Expr:
+        return pl.col(column).replace(old, new).cast(pl.Int32)
+
+    return dataclasses.replace(
+        inputs,
+        units=units.with_columns(renumber("unit"), renumber("parent")),
+        respondents=inputs.respondents.with_columns(renumber("unit")),
+        answers=inputs.answers.with_columns(renumber("target")),
     )
 
 
@@ -93,12 +117,20 @@ class _Structure:
     summary: pl.DataFrame  # kind, mid, n, Y, M
 
 
-def score(inputs: ScoringInput) -> ScoringResult:
-    """Score one round: every unit, tie and participation row, and the summary, as published
-    under SCORING.md §5 (exact for a closed round, a perturbed preview for an open one)."""
-    rnd = _load(inputs)
-    measures, tree, k = rnd.measures, rnd.tree, inputs.settings.min_group_size
+@dataclass(frozen=True)
+class Analysis:
+    """A round's statistics and the linear structure of what it can publish (no protection)."""
 
+    rnd: _Round
+    unit_stats: pl.DataFrame
+    tie_stats: pl.DataFrame
+    structure: _Structure
+    network_mid: int | None
+
+
+def analyse(inputs: ScoringInput) -> Analysis:
+    rnd = _load(inputs)
+    measures, tree = rnd.measures, rnd.tree
     tie_moments = cells.tie_groups(rnd.data.ties, rnd.denominators, tree.count)
     rater_moments = raters.rater_groups(rnd.data.ties, tree)
     unit_moments = cells.unit_groups(rnd.data, tie_moments, rater_moments, rnd.denominators, tree)
@@ -108,9 +140,20 @@ def score(inputs: ScoringInput) -> ScoringResult:
         .sort(cells.UNIT_KEYS)
     )
     tie_stats = describe.finalize(tie_moments, cells.TIE_KEYS).sort(cells.TIE_KEYS)
-
     network_mid = _network_mid(measures)
     structure = _structure(rnd, unit_stats, tie_stats, network_mid)
+    return Analysis(rnd, unit_stats, tie_stats, structure, network_mid)
+
+
+def score(inputs: ScoringInput) -> ScoringResult:
+    """Score one round: every unit, tie and participation row, and the summary, as published
+    under SCORING.md §5 (exact for a closed round, a perturbed preview for an open one), and
+    together with the earlier final publications in ``inputs.linked``."""
+    analysis = analyse(inputs)
+    rnd, unit_stats, tie_stats = analysis.rnd, analysis.unit_stats, analysis.tie_stats
+    structure, network_mid = analysis.structure, analysis.network_mid
+    measures, tree, k = rnd.measures, rnd.tree, inputs.settings.min_group_size
+    earlier = earlier_publications(analysis, inputs)
     protection = protect(
         cells=structure.cells,
         members=structure.members,
@@ -118,6 +161,7 @@ def score(inputs: ScoringInput) -> ScoringResult:
         own_row=structure.own_row,
         measures=measures,
         k=k,
+        earlier=earlier,
     )
     noise = _row_noise(structure, inputs) if inputs.preview else None
     unit_rows, tie_rows, summary_values = _published(
@@ -163,8 +207,9 @@ def score(inputs: ScoringInput) -> ScoringResult:
         cells=structure.cells,
         members=structure.members,
         own_row=structure.own_row,
-        published=_published_in(result, structure.rows, measures, tree, network_mid),
+        published=published_in(result, structure.rows, measures, tree, network_mid),
         k=k,
+        earlier=earlier,
     )
     return result
 
@@ -226,7 +271,7 @@ def _summary_sums(
     return people.join(sums, on=["kind", "mid"]).sort("kind", "mid")
 
 
-def _published_in(
+def published_in(
     result: ScoringResult,
     rows: RowIndex,
     measures: Measures,

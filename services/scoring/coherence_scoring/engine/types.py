@@ -98,6 +98,21 @@ class ScoringSettings:
 
 
 @dataclass(frozen=True)
+class LinkedPublication:
+    """An earlier final publication of the organisation that holds some of the same responses
+    (a respondent who sent exactly the same answers to that round): what it published, and
+    the inputs it was computed from. ``same_respondents`` maps that round's respondent ids to
+    this round's. The protection treats the shared responses as the same unknowns (SCORING.md
+    §5.3: every round of the organisation is one publication)."""
+
+    inputs: ScoringInput
+    unit_scores: pl.DataFrame
+    tie_scores: pl.DataFrame
+    summary: dict[str, Any]
+    same_respondents: dict[int, int]
+
+
+@dataclass(frozen=True)
 class ScoringInput:
     """``preview``: the round is open, so results are a perturbed preview (preview.py) keyed
     by the secret ``noise_key``; a closed round's final results are exact."""
@@ -109,6 +124,7 @@ class ScoringInput:
     settings: ScoringSettings = field(default_factory=ScoringSettings)
     preview: bool = False
     noise_key: int = 0
+    linked: tuple[LinkedPublication, ...] = ()
 
 
 @dataclass(frozen=True)

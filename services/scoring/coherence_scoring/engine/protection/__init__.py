@@ -27,6 +27,7 @@ from coherence_scoring.engine.protection.cells import (
     memberships,
     summary_people,
 )
+from coherence_scoring.engine.protection.pieces import Earlier, linked
 from coherence_scoring.engine.protection.repair import rows_to_hide
 from coherence_scoring.engine.protection.rows import BETWEEN, ORG, WITHIN, RowIndex, build_rows
 from coherence_scoring.engine.respondent import SELF
@@ -81,24 +82,28 @@ def protect(
     own_row: Ints,
     measures: Measures,
     k: int,
+    earlier: list[Earlier] | None = None,
 ) -> Protection:
-    """Rule 1, then complementary suppression until the audit finds every atom safe."""
+    """Rule 1, then complementary suppression until the audit finds every atom safe — of this
+    publication, and of it together with the ``earlier`` final publications that hold some of
+    the same responses (pieces.py)."""
     canonical = rows.canonical
     published = rows.n[canonical] >= k
     reason = np.where(published, PUBLISHED, MIN_GROUP_SIZE).astype(np.int64)
     views = _views_first(cells, members, rows, published[own_row])
     published[views] = False
     reason[views] = COMPLEMENTARY
+    pieces = linked(cells, earlier or [])
     w1, w2 = row_weights(rows.count, 1), row_weights(rows.count, 2)
     rounds = 0
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (reported below)
-        hidden = ~published[own_row]
-        sig = signatures(members, published, w1, w2)
-        found = atoms(cells, hidden, sig, k)
+        sig = pieces.signatures(signatures(members, published, w1, w2))
+        found = atoms(pieces, ~pieces.exempt(published[own_row]), sig, k)
         if found.safe.all():
             break
         hide = rows_to_hide(
             cells=cells,
+            pieces=pieces,
             members=members,
             rows=rows,
             own_row=own_row,
@@ -129,13 +134,21 @@ def protect(
 
 
 def audit(
-    *, cells: BaseCells, members: Memberships, own_row: Ints, published: Bools, k: int
+    *,
+    cells: BaseCells,
+    members: Memberships,
+    own_row: Ints,
+    published: Bools,
+    k: int,
+    earlier: list[Earlier] | None = None,
 ) -> Atoms:
-    """Recompute the atoms of a finished publication from its published rows alone; raise
-    ``UnsafePublication`` when one is unsafe. ``published`` is indexed by canonical row id."""
+    """Recompute the atoms of a finished publication (with the earlier finals it is linked to)
+    from its published rows alone; raise ``UnsafePublication`` when one is unsafe.
+    ``published`` is indexed by canonical row id."""
     count = len(published)
-    sig = signatures(members, published, row_weights(count, 1), row_weights(count, 2))
-    found = atoms(cells, ~published[own_row], sig, k)
+    pieces = linked(cells, earlier or [])
+    here = signatures(members, published, row_weights(count, 1), row_weights(count, 2))
+    found = atoms(pieces, ~pieces.exempt(published[own_row]), pieces.signatures(here), k)
     unsafe = np.flatnonzero(~found.safe)
     if len(unsafe):
         a = int(unsafe[0])
@@ -179,6 +192,7 @@ __all__ = [
     "REASONS",
     "WITHIN",
     "BaseCells",
+    "Earlier",
     "Memberships",
     "Protection",
     "RowIndex",

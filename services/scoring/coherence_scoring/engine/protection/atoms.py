@@ -25,12 +25,16 @@ sets plus the number of rows (a collision would have to hit all three).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from coherence_scoring.engine.protection.cells import BaseCells, Memberships
+from coherence_scoring.engine.protection.cells import Memberships
+
+if TYPE_CHECKING:
+    from coherence_scoring.engine.protection.pieces import Pieces
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -73,15 +77,15 @@ def signatures(members: Memberships, published: Bools, w1: Hashes, w2: Hashes) -
 
 @dataclass(frozen=True)
 class Atoms:
-    """The atoms of the hidden base cells, with what decides whether each is safe."""
+    """The atoms of the pieces that need one, with what decides whether each is safe."""
 
-    #: per base cell: its atom, or -1 when the cell is published
+    #: per piece (pieces.py): its atom, or -1 when it needs none (a whole published cell)
     cell_atom: Ints
     #: per atom
     h1: Hashes
     h2: Hashes
     rows: Ints  # published rows in the signature (0: a free atom)
-    representative: Ints  # one of its cells
+    representative: Ints  # one of its pieces
     people: Ints
     responses: Ints
     total: Ints
@@ -126,8 +130,9 @@ def deficit(
     ).astype(np.float64)
 
 
-def atoms(cells: BaseCells, hidden: Bools, sig: Signatures, k: int) -> Atoms:
-    """Group the hidden cells by signature and decide which atoms are safe."""
+def atoms(cells: Pieces, hidden: Bools, sig: Signatures, k: int) -> Atoms:
+    """Group the pieces that need an atom (``hidden``) by signature and decide which atoms
+    are safe."""
     hidden_cells = np.flatnonzero(hidden)
     cell_atom = np.full(cells.count, -1, dtype=np.int64)
     frame = pl.DataFrame(
@@ -156,8 +161,8 @@ def atoms(cells: BaseCells, hidden: Bools, sig: Signatures, k: int) -> Atoms:
     width = high - low
 
     # per (atom, person): responses held and Σ (range + 1); people; the top k−1 of each
-    in_hidden = hidden[cells.response_cell]
-    resp_cell = cells.response_cell[in_hidden]
+    in_hidden = hidden[cells.response_piece]
+    resp_cell = cells.response_piece[in_hidden]
     atom_of_response = cell_atom[resp_cell]
     person = cells.response_person[in_hidden]
     span = int(person.max()) + 1 if len(person) else 1

@@ -33,6 +33,7 @@ import polars as pl
 from coherence_scoring.engine.layout import Measures
 from coherence_scoring.engine.protection.atoms import Atoms, Hashes, Signatures, deficit
 from coherence_scoring.engine.protection.cells import BaseCells, Memberships
+from coherence_scoring.engine.protection.pieces import Pieces
 from coherence_scoring.engine.protection.rows import RowIndex
 
 Ints = npt.NDArray[np.int64]
@@ -45,6 +46,7 @@ _SIG = ["h1", "h2", "rows"]
 def rows_to_hide(
     *,
     cells: BaseCells,
+    pieces: Pieces,
     members: Memberships,
     rows: RowIndex,
     own_row: Ints,
@@ -62,7 +64,10 @@ def rows_to_hide(
         return np.zeros(0, dtype=np.int64)
     constrained = np.flatnonzero(found.rows > 0)
     atoms = _atom_frame(found, constrained)
-    which, row = members.of(found.representative[constrained])
+    rep_cell = pieces.cell[found.representative[constrained]]
+    here = rep_cell >= 0  # an atom of pieces only seen elsewhere has no row here to hide
+    which, row = members.of(rep_cell[here])
+    which = np.flatnonzero(here)[which]
     keep = published[row]
     row = row[keep]
     fam = pl.DataFrame(
@@ -107,6 +112,7 @@ def rows_to_hide(
             _other_family(groups, unsafe_frame),
             _absorbs(
                 cells,
+                pieces,
                 members,
                 rows,
                 own_row,
@@ -133,13 +139,14 @@ def rows_to_hide(
         .with_columns(cost=pl.col("cost") + pl.col("extra_cost").fill_null(0))
     )
     chosen = _choose(options, unsafe_frame, k)
-    return _family_rows(chosen, found, cells, rows, measures, published)
+    return _family_rows(chosen, found, cells, pieces, rows, measures, published)
 
 
 def _family_rows(
     chosen: pl.DataFrame,
     found: Atoms,
     cells: BaseCells,
+    pieces: Pieces,
     rows: RowIndex,
     measures: Measures,
     published: Bools,
@@ -147,8 +154,9 @@ def _family_rows(
     """The published rows of the chosen families that measure the atom's items: each item,
     its subscale and its scale's index (the family's other items stay published). A family
     with no such row (its rows measure another atom's items) is hidden whole."""
+    here = pieces.cell >= 0
     atom_items = (
-        pl.DataFrame({"atom": found.cell_atom, "item": cells.item})
+        pl.DataFrame({"atom": found.cell_atom[here], "item": cells.item[pieces.cell[here]]})
         .filter(pl.col("atom") >= 0)
         .unique()
     )
@@ -244,6 +252,7 @@ def _candidate_cells(fam: pl.DataFrame, unsafe: Ints, members: Memberships) -> I
 
 def _absorbs(
     cells: BaseCells,
+    pieces: Pieces,
     members: Memberships,
     rows: RowIndex,
     own_row: Ints,
@@ -255,8 +264,12 @@ def _absorbs(
     w2: Hashes,
 ) -> pl.DataFrame:
     """Hide a published referent (and at most one more family) so that its base cell joins an
-    unsafe atom. Candidate ``family`` is the referent's; ``extra`` the other one, or -1."""
-    open_cells = candidates[published[own_row[candidates]]]
+    unsafe atom. Candidate ``family`` is the referent's; ``extra`` the other one, or -1.
+    Only cells that are one whole piece can be absorbed (a split cell is already in atoms)."""
+    whole_piece = np.full(cells.count, -1, dtype=np.int64)
+    is_whole = pieces.whole & (pieces.cell >= 0)
+    whole_piece[pieces.cell[is_whole]] = np.flatnonzero(is_whole)
+    open_cells = candidates[published[own_row[candidates]] & (whole_piece[candidates] >= 0)]
     if len(open_cells) == 0:
         return pl.DataFrame()
     which, row = members.of(open_cells)
@@ -283,11 +296,12 @@ def _absorbs(
         .rename({"fam": "extra", "dw1": "ew1", "dw2": "ew2", "drows": "erows"})
     )
     c = own["cell"].to_numpy()
+    p = whole_piece[c]
     base = own.with_columns(
         family=pl.Series(rows.family[own_row[c]]),
-        h1=pl.Series(sig.h1[c]) - pl.col("dw1"),
-        h2=pl.Series(sig.h2[c]) - pl.col("dw2"),
-        rows=pl.Series(sig.rows[c]) - pl.col("drows"),
+        h1=pl.Series(sig.h1[p]) - pl.col("dw1"),
+        h2=pl.Series(sig.h2[p]) - pl.col("dw2"),
+        rows=pl.Series(sig.rows[p]) - pl.col("drows"),
         add_people=pl.Series(cells.responses[c]),
         add_room_up=pl.Series(cells.high[c] * cells.responses[c] - cells.total[c]),
         add_room_down=pl.Series(cells.total[c] - cells.low[c] * cells.responses[c]),

@@ -1,0 +1,220 @@
+"""The publication ledger (SCORING.md §5.4): what every scoring run published, and from whom.
+
+Every result set the service serves is recorded as a publication: preview (open round,
+perturbed) or final (closed round, exact). A final publication's rows are never deleted, and its
+respondents are recorded by a key of their pseudonym and their exact submission. A later final
+whose respondents share such a key with an earlier one — the same person, the same answers — is
+scored *linked* to it: the engine protects the two publications as one (engine/linking.py).
+Previews are not linked: their noise already protects them against every other version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+
+from coherence_core.instruments import InstrumentDefinition
+from coherence_scoring.engine import LinkedPublication, ScoringInput, ScoringResult, ScoringSettings
+from coherence_scoring.loading import RoundInputs, load_round
+
+PREVIEW, FINAL = "preview", "final"
+
+
+def preview_noise_key(secret: str, round_id: uuid.UUID) -> int:
+    """The secret that keys a round's preview noise: the same for every version of the round,
+    unknown to readers."""
+    digest = hmac.new(secret.encode(), b"preview:" + round_id.bytes, "sha256").digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+async def respondent_keys(
+    connection: Any, round_id: uuid.UUID, inputs: RoundInputs, instrument: InstrumentDefinition
+) -> dict[int, bytes]:
+    """respondent id → a 16-byte key of the respondent's pseudonym and exact submission (every
+    answer: target unit by external id, item key, value or "don't know")."""
+    hashes = {
+        row["id"]: bytes(row["respondent_hash"])
+        for row in await connection.fetch(
+            "SELECT id, respondent_hash FROM respondent WHERE round_id = $1", round_id
+        )
+    }
+    item_keys = [item.key for _, item in instrument.items]
+    external = inputs.units["external_id"].to_list()
+    answers = inputs.answers
+    item_hash = _string_hashes(item_keys)
+    target_hash = _string_hashes(external)
+    target = answers["target"].fill_null(-1).to_numpy().astype(np.int64)
+    value = answers["value"].fill_null(-32768).to_numpy().astype(np.int64)
+    with np.errstate(over="ignore"):
+        h = _mix(
+            item_hash[answers["item"].to_numpy().astype(np.int64)]
+            ^ _mix(np.where(target >= 0, target_hash[np.maximum(target, 0)], np.uint64(7)))
+            ^ _mix((value + 40_000).astype(np.uint64))
+        )
+    per = (
+        pl.DataFrame({"r": answers["respondent"], "h": h})
+        .group_by("r")
+        .agg(pl.col("h").sum(), n=pl.len())  # a wrapping sum: independent of answer order
+    )
+    sums = {int(r): (int(s), int(n)) for r, s, n in per.iter_rows()}
+    keys = {}
+    for respondent, pseudonym in hashes.items():
+        total, count = sums.get(respondent, (0, 0))
+        material = pseudonym + total.to_bytes(8, "big") + count.to_bytes(8, "big")
+        keys[respondent] = hashlib.blake2b(material, digest_size=16).digest()
+    return keys
+
+
+def _string_hashes(values: list[str]) -> np.ndarray:
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "big") for v in values]
+        or [0],
+        dtype=np.uint64,
+    )
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.uint64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+async def linked_finals(
+    connection: Any,
+    *,
+    organization_id: uuid.UUID,
+    keys: dict[int, bytes],
+) -> list[tuple[int, LinkedPublication]]:
+    """Every earlier final publication of the organisation holding a respondent with one of
+    ``keys`` (the same person, the same answers), with its id, loaded as the engine needs it."""
+    if not keys:
+        return []
+    by_key = {key: respondent for respondent, key in keys.items()}
+    rows = await connection.fetch(
+        """
+        SELECT pr.publication_id, pr.respondent_key
+        FROM publication_respondent pr JOIN publication p ON p.id = pr.publication_id
+        WHERE pr.organization_id = $1 AND p.kind = 'final' AND pr.respondent_key = ANY($2)
+        ORDER BY pr.publication_id
+        """,
+        organization_id,
+        list(by_key),
+    )
+    shared: dict[int, list[bytes]] = {}
+    for row in rows:
+        shared.setdefault(row["publication_id"], []).append(bytes(row["respondent_key"]))
+    return [
+        (publication_id, await _load_publication(connection, publication_id, keys_there, by_key))
+        for publication_id, keys_there in shared.items()
+    ]
+
+
+async def _load_publication(
+    connection: Any, publication_id: int, shared_keys: list[bytes], here_by_key: dict[bytes, int]
+) -> LinkedPublication:
+    publication = await connection.fetchrow(
+        "SELECT p.round_id, p.run_id, p.min_group_size, p.summary, r.instrument "
+        "FROM publication p JOIN round r ON r.id = p.round_id WHERE p.id = $1",
+        publication_id,
+    )
+    round_id = publication["round_id"]
+    inputs = await load_round(connection, round_id)
+    instrument = InstrumentDefinition.model_validate(_json(publication["instrument"]))
+    there_keys = await respondent_keys(connection, round_id, inputs, instrument)
+    wanted = set(shared_keys)
+    same = {respondent: here_by_key[key] for respondent, key in there_keys.items() if key in wanted}
+    unit_scores = await _frame(
+        connection,
+        "SELECT unit, scale, measure, perspective, rollup, suppressed FROM unit_score "
+        "WHERE round_id = $1 AND run_id = $2",
+        round_id,
+        publication["run_id"],
+    )
+    tie_scores = await _frame(
+        connection,
+        "SELECT from_unit, to_unit, scale, measure, suppressed FROM tie_score "
+        "WHERE round_id = $1 AND run_id = $2",
+        round_id,
+        publication["run_id"],
+    )
+    return LinkedPublication(
+        inputs=ScoringInput(
+            instrument=instrument,
+            units=inputs.units,
+            respondents=inputs.respondents,
+            answers=inputs.answers,
+            settings=ScoringSettings(min_group_size=publication["min_group_size"]),
+        ),
+        unit_scores=unit_scores,
+        tie_scores=tie_scores,
+        summary=_json(publication["summary"]),
+        same_respondents=same,
+    )
+
+
+async def _frame(connection: Any, query: str, *args: Any) -> pl.DataFrame:
+    rows = await connection.fetch(query, *args)
+    return pl.DataFrame([dict(r) for r in rows]) if rows else pl.DataFrame()
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def record_publication(
+    connection: Any,
+    *,
+    organization_id: uuid.UUID,
+    round_id: uuid.UUID,
+    run_id: int,
+    input_version: int,
+    method_version: str,
+    settings: ScoringSettings,
+    result: ScoringResult,
+    keys: dict[int, bytes],
+    linked: list[int],
+) -> int:
+    """Add the publication to the ledger (inside the transaction that writes it)."""
+    units, ties = result.unit_scores, result.tie_scores
+    suppressed = int(units["suppressed"].sum()) + int(ties["suppressed"].sum())
+    digest = hashlib.sha256()
+    for frame in (units, ties, result.participation):
+        digest.update(frame.write_csv().encode())
+    summary = orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY)
+    digest.update(summary)
+    publication_id: int = await connection.fetchval(
+        """
+        INSERT INTO publication (organization_id, round_id, run_id, kind, input_version,
+            method_version, min_group_size, published_at, rows_published, rows_suppressed,
+            digest, summary, linked)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10, $11::jsonb, $12::jsonb)
+        RETURNING id
+        """,
+        organization_id,
+        round_id,
+        run_id,
+        PREVIEW if result.preview else FINAL,
+        input_version,
+        method_version,
+        settings.min_group_size,
+        units.height + ties.height - suppressed,
+        suppressed,
+        digest.hexdigest(),
+        summary.decode(),
+        json.dumps(linked),
+    )
+    if not result.preview and keys:
+        await connection.copy_records_to_table(
+            "publication_respondent",
+            records=[(publication_id, key, organization_id) for key in sorted(set(keys.values()))],
+            columns=["publication_id", "respondent_key", "organization_id"],
+        )
+    return publication_id

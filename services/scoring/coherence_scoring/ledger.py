@@ -21,7 +21,14 @@ import orjson
 import polars as pl
 
 from coherence_core.instruments import InstrumentDefinition
-from coherence_scoring.engine import LinkedPublication, ScoringInput, ScoringResult, ScoringSettings
+from coherence_scoring.engine import (
+    TIE_SCORES_SCHEMA,
+    UNIT_SCORES_SCHEMA,
+    LinkedPublication,
+    ScoringInput,
+    ScoringResult,
+    ScoringSettings,
+)
 from coherence_scoring.loading import RoundInputs, load_round
 
 PREVIEW, FINAL = "preview", "final"
@@ -133,15 +140,15 @@ async def _load_publication(
     same = {respondent: here_by_key[key] for respondent, key in there_keys.items() if key in wanted}
     unit_scores = await _frame(
         connection,
-        "SELECT unit, scale, measure, perspective, rollup, suppressed FROM unit_score "
-        "WHERE round_id = $1 AND run_id = $2",
+        "unit_score",
+        ["unit", "scale", "measure", "perspective", "rollup", "suppressed"],
         round_id,
         publication["run_id"],
     )
     tie_scores = await _frame(
         connection,
-        "SELECT from_unit, to_unit, scale, measure, suppressed FROM tie_score "
-        "WHERE round_id = $1 AND run_id = $2",
+        "tie_score",
+        ["from_unit", "to_unit", "scale", "measure", "suppressed"],
         round_id,
         publication["run_id"],
     )
@@ -160,9 +167,21 @@ async def _load_publication(
     )
 
 
-async def _frame(connection: Any, query: str, *args: Any) -> pl.DataFrame:
-    rows = await connection.fetch(query, *args)
-    return pl.DataFrame([dict(r) for r in rows]) if rows else pl.DataFrame()
+_SCHEMAS = {**UNIT_SCORES_SCHEMA, **TIE_SCORES_SCHEMA}
+
+
+async def _frame(
+    connection: Any, table: str, columns: list[str], round_id: uuid.UUID, run_id: int
+) -> pl.DataFrame:
+    """A published run's rows of ``table``: its keys and whether each was suppressed."""
+    rows = await connection.fetch(
+        f"SELECT {', '.join(columns)} FROM {table} WHERE round_id = $1 AND run_id = $2",
+        round_id,
+        run_id,
+    )
+    return pl.DataFrame(
+        [tuple(r) for r in rows], schema={c: _SCHEMAS[c] for c in columns}, orient="row"
+    )
 
 
 def _json(value: Any) -> Any:

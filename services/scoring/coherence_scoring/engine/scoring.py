@@ -193,9 +193,11 @@ def score(inputs: ScoringInput) -> ScoringResult:
         k=k,
         preview=inputs.preview,
     )
+    unit_scores = _unit_scores(unit_rows, tree)
+    tie_scores = _tie_scores(tie_rows, tree)
     result = ScoringResult(
-        unit_scores=_unit_scores(unit_rows, tree),
-        tie_scores=_tie_scores(tie_rows, tree),
+        unit_scores=unit_scores.drop("_row"),
+        tie_scores=tie_scores.drop("_row"),
         participation=_participation(participation, tree),
         summary=summary,
         preview=inputs.preview,
@@ -203,11 +205,21 @@ def score(inputs: ScoringInput) -> ScoringResult:
     )
     # the audit: what is about to leave the engine, read back as a reader sees it, must leave
     # every atom safe (SCORING.md §5) — else UnsafePublication, and nothing is written
+    shown = pl.concat(
+        [unit_scores.filter(pl.col("_row") >= 0), tie_scores], how="diagonal_relaxed"
+    ).select("_row", "suppressed")
     audit(
         cells=structure.cells,
         members=structure.members,
         own_row=structure.own_row,
-        published=published_in(result, structure.rows, measures, tree, network_mid),
+        published=_shown(
+            structure.rows,
+            shown["_row"].to_numpy(),
+            ~shown["suppressed"].to_numpy(),
+            result.summary,
+            measures,
+            network_mid,
+        ),
         k=k,
         earlier=earlier,
     )
@@ -310,16 +322,32 @@ def published_in(
     ids = np.r_[unit_ids, tie_ids]
     if (ids < 0).any():
         raise UnsafePublication("the result holds a row the engine does not know")
+    return _shown(rows, ids, shown, result.summary, measures, network_mid, canonical=True)
+
+
+def _shown(
+    rows: RowIndex,
+    ids: npt.NDArray[np.int64],
+    shown: npt.NDArray[np.bool_],
+    summary: dict[str, Any],
+    measures: Measures,
+    network_mid: int | None,
+    *,
+    canonical: bool = False,
+) -> npt.NDArray[np.bool_]:
+    """Published flags by canonical row id, from (row id, shown) pairs and the summary."""
+    if not canonical:
+        ids = rows.canonical[ids]
     published = np.zeros(rows.count, dtype=bool)
     hidden = np.zeros(rows.count, dtype=bool)
     published[ids[shown]] = True
     hidden[ids[~shown]] = True
     if (published & hidden).any():
         raise UnsafePublication("one row is both published and suppressed under two names")
-    scales = result.summary["scales"]
+    scales = summary["scales"]
     index = measures.frame.filter(pl.col("kind") == INDEX).select("scale", "mid").rows()
     summary_shown = [(ORG, mid, scales[scale]["mean"]) for scale, mid in index]
-    network = result.summary.get("network")
+    network = summary.get("network")
     if network_mid is not None and network is not None:
         summary_shown += [
             (WITHIN, network_mid, network["within_mean"]),
@@ -363,22 +391,27 @@ def _published(
     def status(frame: pl.DataFrame, offset: int) -> pl.DataFrame:
         ids = np.arange(offset, offset + frame.height)
         out = frame.with_columns(
+            _row=pl.Series(ids, dtype=pl.Int64),
             suppressed=pl.Series(~published[ids]),
             suppression_reason=pl.Series(reason[ids].tolist(), dtype=pl.String),
             _plain=pl.Series(plain[ids]),
         )
         if noise is not None:
-            out = out.join(bounds, on="mid").with_columns(
-                mean=(
-                    (pl.col("Y") + pl.Series(noise[ids])).cast(pl.Float64)
-                    / pl.col("M").cast(pl.Float64)
-                ).clip(pl.col("low"), pl.col("high"))
+            out = (
+                out.with_columns(_noise=pl.Series(noise[ids]))
+                .join(bounds, on="mid", maintain_order="left")
+                .with_columns(
+                    mean=(
+                        (pl.col("Y") + pl.col("_noise")).cast(pl.Float64)
+                        / pl.col("M").cast(pl.Float64)
+                    ).clip(pl.col("low"), pl.col("high"))
+                )
             )
         return out.with_columns(
             pl.when(pl.col("_plain")).then(pl.col(c)).alias(c)
             for c in SECOND_MOMENTS
             if c in out.columns
-        ).drop("_plain", "low", "high", strict=False)
+        ).drop("_plain", "_noise", "low", "high", strict=False)
 
     unit_rows = status(unit_stats, 0)
     tie_rows = status(tie_stats, n_u)
@@ -452,7 +485,10 @@ def _unit_scores(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
             pl.col("rwg") < describe.LOW_AGREEMENT
         ),
     ).with_columns(_hide(["n", "mean", "sd", "ci_low", "ci_high", "rwg", "band", "low_agreement"]))
-    return out.select(pl.col(c).cast(t) for c, t in UNIT_SCORES_SCHEMA.items()).sort(UNIT_KEYS)
+    keep = [pl.col(c).cast(t) for c, t in UNIT_SCORES_SCHEMA.items()]
+    if "_row" in out.columns:
+        keep.append(pl.col("_row").fill_null(-1))
+    return out.select(keep).sort(UNIT_KEYS)
 
 
 def _tie_scores(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
@@ -461,7 +497,10 @@ def _tie_scores(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:
         from_unit=pl.col("from").replace_strict(np.arange(tree.count), names),
         to_unit=pl.col("to").replace_strict(np.arange(tree.count), names),
     ).with_columns(_hide(["n", "mean", "sd", "ci_low", "ci_high", "band"]))
-    return out.select(pl.col(c).cast(t) for c, t in TIE_SCORES_SCHEMA.items()).sort(TIE_KEYS)
+    keep = [pl.col(c).cast(t) for c, t in TIE_SCORES_SCHEMA.items()]
+    if "_row" in out.columns:
+        keep.append(pl.col("_row"))
+    return out.select(keep).sort(TIE_KEYS)
 
 
 def _participation(rows: pl.DataFrame, tree: UnitTree) -> pl.DataFrame:

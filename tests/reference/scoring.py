@@ -120,9 +120,10 @@ def t975(df: int) -> float:
 
 
 def band_of(mean: Fraction, settings: ScoringSettings) -> str:
-    if mean < settings.weak_below:
+    """Thresholds are the exact decimals they are written as (scoring-decisions.md)."""
+    if mean < Fraction(str(settings.weak_below)):
         return "weak"
-    if mean > settings.strong_above:
+    if mean > Fraction(str(settings.strong_above)):
         return "strong"
     return "moderate"
 
@@ -487,7 +488,13 @@ class Reference:
                     row.band = band_of(row.mean, self.settings)
                     self.unit_rows[key] = row
                     continue
-                rc_too_few = not rc_used and (too_few(internal) or too_few(incoming))
+                # capacity is missing only when neither of its rows exists
+                rc_too_few = not rc_used and (
+                    (internal is None and incoming is None)
+                    or any(
+                        x is not None and x.reason == MIN_GROUP_SIZE for x in (internal, incoming)
+                    )
+                )
                 row = Row(n=0)
                 if rc_too_few or too_few(rl) or too_few(ps):
                     row.suppress(MIN_GROUP_SIZE)

@@ -1,12 +1,24 @@
-"""Small hand-made rounds for the engine tests: units, respondents and answers by item key."""
+"""Small hand-made rounds for the engine tests: units, respondents and answers by item key.
+
+Expected numbers are scoring method 2 (SCORING.md §3): a row's ``mean`` pools every counted
+response in it, ``n`` counts people, and ``sd`` and the t-interval use each person's own mean in
+the row, the interval centred on the pooled mean. Tests that assert a value use rounds where every
+base cell holds at least k people, so that the protection has nothing to hide beyond rule 1
+(``assert_nothing_hidden_beyond_rule_one``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import polars as pl
+import pytest
+from scipy import stats
 
 from coherence_core.instruments import InstrumentDefinition, builtin_instrument
 from coherence_scoring.engine import (
@@ -14,6 +26,7 @@ from coherence_scoring.engine import (
     RESPONDENTS_SCHEMA,
     UNITS_SCHEMA,
     ScoringInput,
+    ScoringResult,
     ScoringSettings,
 )
 
@@ -34,6 +47,11 @@ PS = keys_of("psychological_safety")
 def same(keys: list[str], value: int | None) -> dict[str, int | None]:
     """Every item of a list answered with one value."""
     return dict.fromkeys(keys, value)
+
+
+def first(keys: list[str], count: int, value: int | None) -> dict[str, int | None]:
+    """The first ``count`` items of a list answered with one value."""
+    return dict.fromkeys(keys[:count], value)
 
 
 @dataclass
@@ -119,3 +137,27 @@ def row(frame: pl.DataFrame, **where: object) -> dict[str, Any]:
 
 def rows(frame: pl.DataFrame, **where: object) -> pl.DataFrame:
     return frame.filter(*(pl.col(c) == v for c, v in where.items()))
+
+
+def assert_nothing_hidden_beyond_rule_one(result: ScoringResult) -> None:
+    """No row of the result is suppressed as ``complementary``: every value a test expects in
+    it is the plain value of the method, untouched by the protection."""
+    for frame in (result.unit_scores, result.tie_scores, result.participation):
+        hidden = frame.filter(pl.col("suppression_reason") == "complementary")
+        assert hidden.height == 0, f"the protection hides more than rule 1: {hidden}"
+
+
+def assert_published(
+    found: Mapping[str, Any], mean: Fraction | float, person_values: Sequence[Fraction | float]
+) -> None:
+    """A published row with pooled mean ``mean`` over the given people, whose own values in the
+    row are ``person_values``: n, mean, sd (ddof 1) and the 95% t-interval centred on ``mean``."""
+    n = len(person_values)
+    assert not found["suppressed"] and found["suppression_reason"] is None
+    assert found["n"] == n
+    assert found["mean"] == pytest.approx(float(mean), abs=1e-12)
+    sd = statistics.stdev(float(v) for v in person_values)
+    half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    assert found["sd"] == pytest.approx(sd, abs=1e-12)
+    assert found["ci_low"] == pytest.approx(float(mean) - half, abs=1e-12)
+    assert found["ci_high"] == pytest.approx(float(mean) + half, abs=1e-12)

@@ -1,7 +1,9 @@
-"""SCORING.md §6: the same answers give bit-identical results, whatever the row order and
-whatever the respondent ids."""
+"""SCORING.md §6: the same answers give bit-identical results — including what the protection
+hides — whatever the row order and whatever the respondent ids."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -12,10 +14,10 @@ from coherence_scoring.engine import (
     ScoringInput,
     ScoringResult,
     ScoringSettings,
-    cell_values,
     score,
 )
 from coherence_scoring.engine import respondent as respondent_module
+from tests.scoring.engine.builders import RL, Round, same
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +26,16 @@ def round_input() -> ScoringInput:
     return to_scoring_input(org, ScoringSettings(min_group_size=4))
 
 
-def reshuffled(inp: ScoringInput, seed: int) -> tuple[ScoringInput, dict[int, int]]:
-    """Every frame in another row order and every respondent under another id."""
+def reshuffled(
+    inp: ScoringInput, seed: int, keep_order: bool = False
+) -> tuple[ScoringInput, dict[int, int]]:
+    """Every frame in another row order and every respondent under another id (``keep_order``:
+    new ids in the same order as the old)."""
     rng = np.random.default_rng(seed)
     old = inp.respondents["respondent"].to_numpy()
     new = rng.choice(10**12, size=len(old), replace=False).astype(np.int64)
+    if keep_order:
+        new = np.sort(new)[np.argsort(np.argsort(old))]
     renamed = dict(zip(old.tolist(), new.tolist(), strict=True))
 
     def rename(frame: pl.DataFrame) -> pl.DataFrame:
@@ -43,6 +50,8 @@ def reshuffled(inp: ScoringInput, seed: int) -> tuple[ScoringInput, dict[int, in
             respondents=rename(inp.respondents),
             answers=rename(inp.answers),
             settings=inp.settings,
+            preview=inp.preview,
+            noise_key=inp.noise_key,
         ),
         renamed,
     )
@@ -57,21 +66,11 @@ def assert_identical(first: ScoringResult, again: ScoringResult) -> None:
 
 def test_row_order_and_respondent_ids_do_not_change_the_result(round_input: ScoringInput) -> None:
     first = score(round_input)
-    assert first.unit_scores.filter(pl.col("suppressed")).height > 0
+    hidden = first.unit_scores.filter(pl.col("suppression_reason") == "complementary")
+    assert hidden.height > 0  # the protection's choices must not depend on the order either
     for seed in (1, 2):
         again, _ = reshuffled(round_input, seed)
         assert_identical(first, score(again))
-
-
-def test_cell_values_follow_the_respondents(round_input: ScoringInput) -> None:
-    first = cell_values(round_input)
-    again_input, renamed = reshuffled(round_input, 3)
-    again = cell_values(again_input)
-    back = {v: k for k, v in renamed.items()}
-    restored = again.with_columns(
-        pl.col("respondent").replace_strict(list(back), list(back.values()))
-    ).sort(first.columns[:6])
-    assert first.equals(restored)
 
 
 def test_both_ways_of_numbering_rows_agree(
@@ -82,16 +81,49 @@ def test_both_ways_of_numbering_rows_agree(
     assert_identical(first, score(round_input))
 
 
-def test_cell_values_reproduce_the_published_means(round_input: ScoringInput) -> None:
-    published = score(round_input).unit_scores.filter(
-        ~pl.col("suppressed") & (pl.col("scale") != "coherence")
+def test_a_preview_does_not_depend_on_row_order(round_input: ScoringInput) -> None:
+    """An open round's preview (SCORING.md §5.3) is bit-identical whatever the row order (the
+    noise of a cell is keyed by whose responses, by respondent id, it holds and with which
+    values); other ids are other people, so their cells draw other noise."""
+    preview = replace(round_input, preview=True, noise_key=2024)
+    first = score(preview)
+    assert first.preview
+    exact = score(round_input)
+    published = ~first.unit_scores["suppressed"]
+    assert (first.unit_scores["mean"] != exact.unit_scores["mean"]).filter(published).any()
+    again = replace(
+        preview,
+        units=preview.units.sample(fraction=1.0, shuffle=True, seed=4),
+        respondents=preview.respondents.sample(fraction=1.0, shuffle=True, seed=5),
+        answers=preview.answers.sample(fraction=1.0, shuffle=True, seed=6),
     )
-    means = (
-        cell_values(round_input)
-        .group_by("unit", "scale", "measure", "perspective", "rollup")
-        .agg(pl.col("value").mean().alias("expected"), pl.len().alias("count"))
-    )
-    joined = published.join(means, on=["unit", "scale", "measure", "perspective", "rollup"])
-    assert joined.height == published.height
-    assert (joined["n"] == joined["count"]).all()
-    assert ((joined["mean"] - joined["expected"]).abs() < 1e-12).all()
+    assert_identical(first, score(again))
+    renamed, _ = reshuffled(preview, 4, keep_order=True)
+    assert not score(renamed).unit_scores["mean"].equals(first.unit_scores["mean"])
+
+
+def test_preview_noise_of_an_unchanged_cell_ignores_other_respondents() -> None:
+    """u's cells hold the same people with the same answers in both versions; in the second a
+    respondent with a lower id than theirs has joined another unit."""
+
+    def version(with_newcomer: bool) -> ScoringInput:
+        rnd = Round()
+        rnd.unit("u")
+        rnd.unit("w")
+        if with_newcomer:
+            rnd.person("w", same(RL, 2), respondent=1)
+        for i, v in enumerate((3, 4, 5, 4)):
+            rnd.person("u", same(RL, v), respondent=100 + i)
+        for i, v in enumerate((2, 3, 5)):
+            rnd.person("w", same(RL, v), respondent=200 + i)
+        return replace(rnd.inputs(k=3), preview=True, noise_key=12345)
+
+    def items_of_u(result: ScoringResult) -> pl.DataFrame:
+        # the item rows of u are u's base cells
+        return result.unit_scores.filter(
+            pl.col("unit") == "u", ~pl.col("rollup"), pl.col("measure").is_in(RL)
+        ).select("measure", "n", "mean", "suppressed")
+
+    before, after = score(version(False)), score(version(True))
+    assert items_of_u(before).height == len(RL)
+    assert items_of_u(before).equals(items_of_u(after))

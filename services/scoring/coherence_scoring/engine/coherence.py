@@ -9,6 +9,8 @@ protection, from published rows only, so it adds nothing an attacker could not c
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import polars as pl
 
 from coherence_core.instruments.model import (
@@ -17,7 +19,9 @@ from coherence_core.instruments.model import (
     RELATIONAL_LEADERSHIP,
     InstrumentDefinition,
 )
+from coherence_scoring.engine.describe import band_of
 from coherence_scoring.engine.layout import INCOMING, INDEX, INTERNAL, MEMBERS, Measures
+from coherence_scoring.engine.types import ScoringSettings
 
 MIN_GROUP_SIZE, COMPLEMENTARY = "min_group_size", "complementary"
 # input states
@@ -25,7 +29,11 @@ _PUBLISHED, _MISSING, _MIN_GROUP, _COMPLEMENTARY = 0, 1, 2, 3
 
 
 def coherence_rows(
-    unit_rows: pl.DataFrame, instrument: InstrumentDefinition, measures: Measures, mid: int
+    unit_rows: pl.DataFrame,
+    instrument: InstrumentDefinition,
+    measures: Measures,
+    mid: int,
+    settings: ScoringSettings,
 ) -> pl.DataFrame:
     """unit, rollup, persp, mid, n, mean, suppressed, suppression_reason for every unit and
     roll-up flag with at least one input row; empty when the instrument has no coherence index.
@@ -37,6 +45,7 @@ def coherence_rows(
         "mid": pl.Int32,
         "n": pl.Int64,
         "mean": pl.Float64,
+        "band": pl.String,
         "suppressed": pl.Boolean,
         "suppression_reason": pl.String,
     }
@@ -57,25 +66,20 @@ def coherence_rows(
     for name, (m, persp) in inputs.items():
         part = unit_rows.filter((pl.col("mid") == m) & (pl.col("persp") == persp)).select(
             *keys,
-            pl.col("mean").alias(f"{name}_mean"),
+            pl.col("num").alias(f"{name}_num"),
+            pl.col("den").alias(f"{name}_den"),
             pl.col("n").alias(f"{name}_n"),
             _state().alias(f"{name}_state"),
         )
         table = part if table is None else table.join(part, on=keys, how="full", coalesce=True)
     assert table is not None
-    table = table.with_columns(pl.col(f"{name}_state").fill_null(_MISSING) for name in inputs)
+    table = table.with_columns(pl.col(f"{name}_state").fill_null(_MISSING) for name in inputs).sort(
+        keys
+    )
 
     def published(name: str) -> pl.Expr:
         return pl.col(f"{name}_state") == _PUBLISHED
 
-    rc_mean = (
-        pl.when(published("int") & published("inc"))
-        .then((pl.col("int_mean") + pl.col("inc_mean")) / 2.0)
-        .when(published("int"))
-        .then(pl.col("int_mean"))
-        .when(published("inc"))
-        .then(pl.col("inc_mean"))
-    )
     rc_state = (
         pl.when(published("int") | published("inc"))
         .then(_PUBLISHED)
@@ -94,15 +98,16 @@ def coherence_rows(
     states = [rc_state, pl.col("rl_state"), pl.col("ps_state")]
     all_published = pl.all_horizontal([s == _PUBLISHED for s in states])
     any_min_group = pl.any_horizontal([s.is_in([_MISSING, _MIN_GROUP]) for s in states])
-    return table.select(
+    out = table.with_columns(_published=all_published)
+    exact = [_exact_mean(row) for row in out.iter_rows(named=True)]
+    return out.select(
         pl.col("unit").cast(pl.Int32),
         pl.col("rollup"),
         pl.lit(MEMBERS, dtype=pl.Int8).alias("persp"),
         pl.lit(mid, dtype=pl.Int32).alias("mid"),
         pl.when(all_published).then(used_n).cast(pl.Int64).alias("n"),
-        pl.when(all_published)
-        .then((rc_mean + pl.col("rl_mean") + pl.col("ps_mean")) / 3.0)
-        .alias("mean"),
+        pl.Series("mean", [None if m is None else float(m) for m in exact], dtype=pl.Float64),
+        pl.Series("band", [band_of(m, settings) for m in exact], dtype=pl.String),
         (~all_published).alias("suppressed"),
         pl.when(all_published)
         .then(pl.lit(None, dtype=pl.String))
@@ -111,6 +116,23 @@ def coherence_rows(
         .otherwise(pl.lit(COMPLEMENTARY))
         .alias("suppression_reason"),
     )
+
+
+def _exact_mean(row: dict[str, object]) -> Fraction | None:
+    """(capacity + leadership + safety) / 3 as an exact fraction, from the inputs' exact
+    published means; capacity is the mean of its published internal and incoming means."""
+    if not row["_published"]:
+        return None
+
+    def mean(name: str) -> Fraction | None:
+        if row[f"{name}_state"] != _PUBLISHED:
+            return None
+        return Fraction(int(row[f"{name}_num"]), int(row[f"{name}_den"]))  # type: ignore[call-overload]
+
+    capacity = [m for m in (mean("int"), mean("inc")) if m is not None]
+    rl, ps = mean("rl"), mean("ps")
+    assert capacity and rl is not None and ps is not None
+    return (sum(capacity, Fraction(0)) / len(capacity) + rl + ps) / 3
 
 
 def _state() -> pl.Expr:

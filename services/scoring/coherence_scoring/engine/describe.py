@@ -11,6 +11,8 @@ centred on the pooled mean.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import polars as pl
 from scipy import stats
@@ -101,17 +103,32 @@ def segment_starts(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
     return np.flatnonzero(out)
 
 
-def band(mean: pl.Expr, is_index: pl.Expr, settings: ScoringSettings) -> pl.Expr:
-    """`weak` < weak_below ≤ `moderate` ≤ strong_above < `strong`; index measures only."""
+def thresholds(settings: ScoringSettings) -> tuple[Fraction, Fraction]:
+    """The band thresholds as the exact decimals they are written as (3.8 is 19/5)."""
+    return Fraction(str(settings.weak_below)), Fraction(str(settings.strong_above))
+
+
+def band(num: pl.Expr, den: pl.Expr, is_index: pl.Expr, settings: ScoringSettings) -> pl.Expr:
+    """`weak` < weak_below ≤ `moderate` ≤ strong_above < `strong`, index measures only, decided
+    on the exact mean ``num / den`` (integers) against the exact thresholds."""
+    weak, strong = thresholds(settings)
     return (
-        pl.when(~is_index | mean.is_null())
+        pl.when(~is_index | num.is_null())
         .then(pl.lit(None, dtype=pl.String))
-        .when(mean < settings.weak_below)
+        .when(num * weak.denominator < den * weak.numerator)
         .then(pl.lit("weak"))
-        .when(mean > settings.strong_above)
+        .when(num * strong.denominator > den * strong.numerator)
         .then(pl.lit("strong"))
         .otherwise(pl.lit("moderate"))
     )
+
+
+def band_of(mean: Fraction | None, settings: ScoringSettings) -> str | None:
+    """``band`` for one exact mean."""
+    if mean is None:
+        return None
+    weak, strong = thresholds(settings)
+    return "weak" if mean < weak else "strong" if mean > strong else "moderate"
 
 
 def rwg(data: RespondentData, measures: Measures, tree: UnitTree) -> pl.DataFrame:

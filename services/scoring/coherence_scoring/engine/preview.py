@@ -38,12 +38,13 @@ def _mix(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return z ^ (z >> np.uint64(31))
 
 
-def cell_noise(cells: BaseCells, key: int) -> Ints:
+def cell_noise(cells: BaseCells, key: int, respondent_ids: Ints) -> Ints:
     """The noise of every base cell: a function of the secret ``key`` (per round), the cell,
-    and the set of (respondent, value) of its responses — nothing else."""
+    and the set of (respondent id, value) of its responses — nothing else (``respondent_ids``
+    maps the dense respondent index of ``cells`` to the round's respondent ids)."""
     secret = np.uint64(key % 2**64)
     with np.errstate(over="ignore"):
-        person = cells.response_person.astype(np.uint64)
+        person = respondent_ids[cells.response_person].astype(np.uint64)
         value = cells.response_value.astype(np.uint64)
         response = _mix(_mix(person ^ secret) + value * np.uint64(0x9E3779B97F4A7C15))
         content = np.zeros(cells.count, dtype=np.uint64)

@@ -163,22 +163,36 @@ def score(inputs: ScoringInput) -> ScoringResult:
         k=k,
         earlier=earlier,
     )
-    noise = _row_noise(structure, inputs) if inputs.preview else None
+    noise = _row_noise(structure, rnd.data, inputs) if inputs.preview else None
     unit_rows, tie_rows, summary_values = _published(
         structure, protection, unit_stats, tie_stats, noise, measures, inputs.preview
     )
 
     coherence_mid = measures.count
-    coherence = coherence_rows(unit_rows, inputs.instrument, measures, coherence_mid)
+    coherence = coherence_rows(
+        unit_rows, inputs.instrument, measures, coherence_mid, inputs.settings
+    )
     names = _measure_names(measures, coherence_mid)
     is_index = pl.col("kind") == INDEX
-    with_band = [describe.band(pl.col("mean"), is_index, inputs.settings).alias("band")]
+    with_band = [
+        pl.when(pl.col("band").is_null() & pl.col("num").is_not_null())
+        .then(describe.band(pl.col("num"), pl.col("den"), is_index, inputs.settings))
+        .otherwise(pl.col("band"))
+        .alias("band")
+    ]
     unit_rows = (
-        pl.concat([unit_rows, coherence], how="diagonal_relaxed")
+        pl.concat(
+            [unit_rows.with_columns(band=pl.lit(None, dtype=pl.String)), coherence],
+            how="diagonal_relaxed",
+        )
         .join(names, on="mid")
         .with_columns(with_band)
     )
-    tie_rows = tie_rows.join(names, on="mid").with_columns(with_band)
+    tie_rows = (
+        tie_rows.with_columns(band=pl.lit(None, dtype=pl.String))
+        .join(names, on="mid")
+        .with_columns(with_band)
+    )
     participation = participation_rows(rnd.data, tree).with_columns(
         suppressed=pl.col("respondents") < k,
         suppression_reason=pl.when(pl.col("respondents") < k).then(pl.lit(REASONS[1])),
@@ -360,9 +374,12 @@ def _shown(
     return published
 
 
-def _row_noise(structure: _Structure, inputs: ScoringInput) -> npt.NDArray[np.int64]:
+def _row_noise(
+    structure: _Structure, data: RespondentData, inputs: ScoringInput
+) -> npt.NDArray[np.int64]:
     """Per row id, the sum of its base cells' preview noise."""
-    noise = cell_noise(structure.cells, inputs.noise_key)
+    ids = data.respondents["respondent"].to_numpy().astype(np.int64)
+    noise = cell_noise(structure.cells, inputs.noise_key, ids)
     members = structure.members
     total = np.bincount(
         members.row, weights=noise[members.cell], minlength=structure.rows.count
@@ -395,17 +412,20 @@ def _published(
             suppressed=pl.Series(~published[ids]),
             suppression_reason=pl.Series(reason[ids].tolist(), dtype=pl.String),
             _plain=pl.Series(plain[ids]),
+            # the published mean as an exact fraction num / den: bands are decided on it
+            num=pl.col("Y"),
+            den=pl.col("M"),
         )
         if noise is not None:
             out = (
                 out.with_columns(_noise=pl.Series(noise[ids]))
                 .join(bounds, on="mid", maintain_order="left")
                 .with_columns(
-                    mean=(
-                        (pl.col("Y") + pl.col("_noise")).cast(pl.Float64)
-                        / pl.col("M").cast(pl.Float64)
-                    ).clip(pl.col("low"), pl.col("high"))
+                    num=(pl.col("Y") + pl.col("_noise")).clip(
+                        pl.col("low") * pl.col("M"), pl.col("high") * pl.col("M")
+                    )
                 )
+                .with_columns(mean=pl.col("num").cast(pl.Float64) / pl.col("M").cast(pl.Float64))
             )
         return out.with_columns(
             pl.when(pl.col("_plain")).then(pl.col(c)).alias(c)
@@ -416,15 +436,15 @@ def _published(
     unit_rows = status(unit_stats, 0)
     tie_rows = status(tie_stats, n_u)
     values: dict[tuple[int, int], float | None] = {}
-    for position, (kind, mid, _n, total, count) in enumerate(structure.summary.rows()):
+    low_of = dict(zip(bounds["mid"].to_list(), bounds["low"].to_list(), strict=True))
+    high_of = dict(zip(bounds["mid"].to_list(), bounds["high"].to_list(), strict=True))
+    for kind, mid, _n, total, count in structure.summary.rows():
         row_id = n_u + n_t + rows.summary_keys.index((kind, mid))
-        del position
         if not published[row_id]:
             values[(kind, mid)] = None
             continue
         extra = 0 if noise is None else int(noise[row_id])
-        low, high = bounds.filter(pl.col("mid") == mid).row(0)[1:]
-        values[(kind, mid)] = min(max((total + extra) / count, low), high)
+        values[(kind, mid)] = min(max((total + extra) / count, low_of[mid]), high_of[mid])
     return unit_rows, tie_rows, values
 
 
@@ -438,7 +458,9 @@ def _measure_bounds(measures: Measures) -> pl.DataFrame:
             if owner >= 0:
                 low[owner] = min(low[owner], measures.item_low[item])
                 high[owner] = max(high[owner], measures.item_high[item])
-    return pl.DataFrame({"mid": mids.astype(np.int32), "low": low, "high": high})
+    return pl.DataFrame(
+        {"mid": mids.astype(np.int32), "low": low.astype(np.int64), "high": high.astype(np.int64)}
+    )
 
 
 def _diagnostics(structure: _Structure, protection: Protection) -> dict[str, Any]:

@@ -91,6 +91,7 @@ def protect(
     published = rows.n[canonical] >= k
     reason = np.where(published, PUBLISHED, MIN_GROUP_SIZE).astype(np.int64)
     views = _views_first(cells, members, rows, published[own_row])
+    views = views[published[views]]  # rows below k keep their rule-1 reason
     published[views] = False
     reason[views] = COMPLEMENTARY
     pieces = linked(cells, earlier or [])

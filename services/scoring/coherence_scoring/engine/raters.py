@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from coherence_scoring.engine.cells import Ints
+from coherence_scoring.engine.cells import Ints, int128
 from coherence_scoring.engine.layout import INCOMING, INTERNAL, OUTGOING, UnitTree
 from coherence_scoring.engine.respondent import Wide
 
@@ -120,21 +120,11 @@ def rater_groups(ties: Wide, tree: UnitTree) -> pl.DataFrame:
         return pl.DataFrame(schema=GROUP_SCHEMA)
     cell = np.concatenate(cells)
     m_all, y = np.concatenate(counts), np.concatenate(sums)
-    frame = (
-        pl.DataFrame({"cell": cell, "m": m_all, "y": y})
-        .group_by("cell", "m")
-        .agg(
-            n=pl.len(),
-            s1=pl.col("y").cast(pl.Int128).sum(),
-            s2=(pl.col("y").cast(pl.Int128) * pl.col("y").cast(pl.Int128)).sum(),
-        )
-    )
-    cell = frame["cell"].to_numpy()
+    key, n, s1, s2 = _sum_by_key(cell * (int(m_all.max()) + 1) + m_all, y)
+    cell, m = np.divmod(key, int(m_all.max()) + 1)
     cell, j = np.divmod(cell, columns)
     cell, persp = np.divmod(cell, 4)
     unit, rollup = np.divmod(cell, 2)
-    m = frame["m"].to_numpy().astype(np.int64)
-    n = frame["n"].to_numpy().astype(np.int64)
     out = pl.DataFrame(
         {
             "unit": unit,
@@ -143,9 +133,36 @@ def rater_groups(ties: Wide, tree: UnitTree) -> pl.DataFrame:
             "mid": ties.mids[j],
             "den": m,
             "n": n,
-            "s1": frame["s1"],
-            "s2": frame["s2"],
+            "s1": int128(s1),
+            "s2": int128(s2),
+            "Y": s1.astype(np.int64) if s1.dtype != object else np.array(s1, dtype=np.int64),
             "M": m * n,
         }
-    ).with_columns(Y=pl.col("s1").cast(pl.Int64))
+    )
     return out.select(pl.col(c).cast(t) for c, t in GROUP_SCHEMA.items())
+
+
+def _sum_by_key(key: Ints, y: Ints) -> tuple[Ints, Ints, np.ndarray, np.ndarray]:
+    """(distinct keys in order, count, Σy, Σy²), exactly: ``np.bincount`` sums in float64,
+    exact while every sum stays below 2**53; beyond that, polars in 128-bit integers."""
+    top = float(np.abs(y).max(initial=0))
+    span = int(key.max()) + 1 if len(key) else 1
+    if top * top * len(y) < 2**53 and span <= 4 * len(key) + 2**22:
+        count = np.bincount(key, minlength=span)
+        used = np.flatnonzero(count)
+        s1 = np.bincount(key, weights=y.astype(np.float64), minlength=span)[used]
+        s2 = np.bincount(key, weights=(y * y).astype(np.float64), minlength=span)[used]
+        return used, count[used].astype(np.int64), s1.astype(np.int64), s2.astype(np.int64)
+    value = pl.col("y").cast(pl.Int128)
+    grouped = (
+        pl.DataFrame({"key": key, "y": y})
+        .group_by("key")
+        .agg(n=pl.len(), s1=value.sum(), s2=(value * value).sum())
+        .sort("key")
+    )
+    return (
+        grouped["key"].to_numpy(),
+        grouped["n"].to_numpy().astype(np.int64),
+        np.array(grouped["s1"].to_list(), dtype=object),
+        np.array(grouped["s2"].to_list(), dtype=object),
+    )

@@ -207,19 +207,10 @@ def _side(
     min_answered = measures.column("min_answered")
     scale_of = measures.column("scale_idx")
     index_col = {int(scale_of[mid]): j for j, mid in enumerate(mids) if kind[mid] == INDEX}
-    for j, mid in enumerate(mids):
-        if kind[mid] == INDEX:
-            continue
-        eligible = (
-            m[:, index_col[int(scale_of[mid])]] >= min_answered[mids[index_col[int(scale_of[mid])]]]
-        )
-        y[:, j] = np.where(eligible, y[:, j], 0)
-        m[:, j] = np.where(eligible, m[:, j], 0)
-    for j, mid in enumerate(mids):
-        if kind[mid] == INDEX:
-            eligible = m[:, j] >= min_answered[mid]
-            y[:, j] = np.where(eligible, y[:, j], 0)
-            m[:, j] = np.where(eligible, m[:, j], 0)
+    own_index = np.array([index_col[int(scale_of[mid])] for mid in mids], dtype=np.int64)
+    eligible = m[:, own_index] >= min_answered[mids[own_index]][None, :]
+    y *= eligible
+    m *= eligible
     has = m > 0
     x = _scaled_values(y, m, measures.column("denominator")[mids], measures.column("exact")[mids])
     r, a, b = rows_rab

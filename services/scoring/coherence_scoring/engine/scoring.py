@@ -254,7 +254,7 @@ def _structure(
     rnd: _Round, unit_stats: pl.DataFrame, tie_stats: pl.DataFrame, network_mid: int | None
 ) -> _Structure:
     base = base_cells(rnd.data, rnd.measures, rnd.tree.count)
-    people = summary_people(base, rnd.measures, network_mid)
+    people = summary_people(rnd.data, rnd.measures, network_mid)
     summary_n = {
         (int(kind), int(mid)): int(n) for kind, mid, n in people.select("kind", "mid", "n").rows()
     }

@@ -17,6 +17,7 @@ import polars as pl
 
 from coherence_scoring.engine.layout import (
     INCOMING,
+    INDEX,
     INTERNAL,
     MEMBERS,
     OUTGOING,
@@ -51,47 +52,52 @@ class BaseCells:
 
 
 def base_cells(data: RespondentData, measures: Measures, n_units: int) -> BaseCells:
-    """The base cells of a round, from the item columns of its counted responses."""
-    parts = []
+    """The base cells of a round, from the item columns of its counted responses.
+
+    Cells are numbered by (referent, item) in key order: the rows of each kind of data are
+    grouped by referent (unit, or from × to) once, then every counted item response of a row
+    falls in the cell of its group and column."""
+    n_items = len(measures.item_mid)
     item_of_mid = measures.mid_item
+    cell_keys: list[Ints] = []
+    responses: list[tuple[Ints, Ints, Ints]] = []  # (cell key, person, value)
     for wide in (data.ties, data.selves):
         item_cols = [j for j, mid in enumerate(wide.mids) if int(mid) in item_of_mid]
         if not item_cols or wide.height == 0:
             continue
         cols = np.array(item_cols, dtype=np.int64)
-        row, k = np.nonzero(wide.has[:, cols])
-        col = cols[k]
         item = np.array([item_of_mid[int(wide.mids[j])] for j in item_cols], dtype=np.int64)
-        parts.append(
-            (
-                wide.column("r")[row],
-                wide.column("a")[row],
-                wide.column("b")[row],
-                item[k],
-                wide.y[row, col],
-            )
-        )
-    if parts:
-        r, a, b, item, v = (np.concatenate(p) for p in zip(*parts, strict=True))
+        referent = wide.column("a") * (n_units + 1) + wide.column("b") + 1
+        row, k = np.nonzero(wide.has[:, cols])
+        key = referent[row] * n_items + item[k]
+        responses.append((key, wide.column("r")[row], wide.y[row, cols[k]]))
+    if responses:
+        key, person, value = (np.concatenate(p) for p in zip(*responses, strict=True))
     else:
-        r = a = b = item = v = np.zeros(0, dtype=np.int64)
-    n_items = len(measures.item_mid)
-    key = ((a * (n_units + 1)) + (b + 1)) * n_items + item
-    cell_keys, cell = np.unique(key, return_inverse=True)
-    cell = cell.reshape(-1)
-    item_of = cell_keys % n_items
-    ab = cell_keys // n_items
+        key = person = value = np.zeros(0, dtype=np.int64)
+    # number the cells: sort the keys once (polars' radix sort), runs of equal keys are a cell
+    order = pl.Series(key).arg_sort().to_numpy()
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) if len(key) else order
+    cell_sorted = np.cumsum(np.r_[False, sorted_key[1:] != sorted_key[:-1]]) if len(key) else order
+    cell = np.empty(len(key), dtype=np.int64)
+    cell[order] = cell_sorted
+    del cell_keys
+    keys = sorted_key[starts]
+    n_cells = len(keys)
+    item_of = keys % n_items
+    ab = keys // n_items
     return BaseCells(
         a=ab // (n_units + 1),
         b=ab % (n_units + 1) - 1,
         item=item_of,
-        responses=np.bincount(cell, minlength=len(cell_keys)).astype(np.int64),
-        total=np.bincount(cell, weights=v, minlength=len(cell_keys)).astype(np.int64),
+        responses=np.bincount(cell, minlength=n_cells).astype(np.int64),
+        total=np.bincount(cell, weights=value, minlength=n_cells).astype(np.int64),
         low=measures.item_low[item_of],
         high=measures.item_high[item_of],
-        response_cell=cell.astype(np.int64),
-        response_person=r.astype(np.int64),
-        response_value=v.astype(np.int64),
+        response_cell=cell,
+        response_person=person.astype(np.int64),
+        response_value=value.astype(np.int64),
     )
 
 
@@ -212,26 +218,30 @@ def _ancestors(cell: Ints, unit: Ints, tree: UnitTree) -> tuple[Ints, Ints]:
     return which, anc_p[np.repeat(lo, counts) + offset]
 
 
-def summary_people(cells: BaseCells, measures: Measures, network_mid: int | None) -> pl.DataFrame:
+def summary_people(
+    data: RespondentData, measures: Measures, network_mid: int | None
+) -> pl.DataFrame:
     """kind, mid, n: the people each summary value pools (organisation mean per scale; the
-    network's within and between means)."""
-    person, cell = cells.response_person, cells.response_cell
-    index_mid = measures.index_mid[cells.item][cell]
-    kind = np.full(len(cell), ORG, dtype=np.int64)
-    parts = [(kind, index_mid, person)]
-    if network_mid is not None:
-        tie = (cells.b[cell] != SELF) & (index_mid == network_mid)
-        diag = (cells.a[cell] == cells.b[cell])[tie]
-        parts.append((np.where(diag, WITHIN, BETWEEN), index_mid[tie], person[tie]))
-    kind, mid, r = (np.concatenate(p) for p in zip(*parts, strict=True))
-    span = int(r.max()) + 1 if len(r) else 1
-    group = kind * (measures.count + 1) + mid
-    distinct = np.unique(group * span + r) // span
-    keys, n = np.unique(distinct, return_counts=True)
+    network's within and between means): respondents with a counted response in the scale
+    (about their own unit / another unit)."""
+    n_people = data.respondents.height
+    rows: list[tuple[int, int, int]] = []
+    kind = measures.column("kind")
+    for wide in (data.ties, data.selves):
+        r = wide.column("r")
+        for j, mid in enumerate(wide.mids):
+            if kind[mid] != INDEX:
+                continue
+            has = wide.has[:, j]
+            rows.append((ORG, int(mid), _distinct(r[has], n_people)))
+            if wide is data.ties and int(mid) == network_mid:
+                internal = wide.column("a") == wide.column("b")
+                rows.append((WITHIN, int(mid), _distinct(r[has & internal], n_people)))
+                rows.append((BETWEEN, int(mid), _distinct(r[has & ~internal], n_people)))
     return pl.DataFrame(
-        {
-            "kind": keys // (measures.count + 1),
-            "mid": keys % (measures.count + 1),
-            "n": n.astype(np.int64),
-        }
-    )
+        rows, schema={"kind": pl.Int64, "mid": pl.Int64, "n": pl.Int64}, orient="row"
+    ).filter(pl.col("n") > 0)
+
+
+def _distinct(r: Ints, n_people: int) -> int:
+    return int(np.count_nonzero(np.bincount(r, minlength=n_people))) if len(r) else 0

@@ -1,7 +1,7 @@
 """Coherence benchmarks: `make bench` (or `.venv/bin/python benchmarks/run.py`).
 
     --quick                  a smaller, faster variant (under about two minutes)
-    --only scoring|ingest|scaling   one section (may be repeated)
+    --only scoring|privacy|ingest|scaling   one section (may be repeated)
 
 Works in a scratch database `coherence_bench_<hex>` on the local Postgres (127.0.0.1:5432, or
 `BENCH_POSTGRES_ADMIN_URL`), migrated and dropped at the end; or in `BENCH_DATABASE_URL` as is.
@@ -40,7 +40,7 @@ from benchmarks.common import (  # noqa: E402
     server_version,
 )
 
-SECTIONS = ("scoring", "scaling", "ingest")
+SECTIONS = ("scoring", "privacy", "scaling", "ingest")
 
 
 def engine_available() -> str | None:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         config = BenchConfig(quick=args.quick, database_url=database_url, redis_url=redis_url())
         print_environment(config)
         for section in sections:
-            if section in ("scoring", "scaling") and (why := engine_available()):
+            if section in ("scoring", "privacy", "scaling") and (why := engine_available()):
                 skipped.append(f"{section}: skipped, {why}")
                 log(skipped[-1])
                 continue
@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 from benchmarks import scoring
 
                 goals += asyncio.run(scoring.run(config))
+            elif section == "privacy":
+                from benchmarks import privacy
+
+                goals += privacy.run(config)
             elif section == "scaling":
                 from benchmarks import scaling
 

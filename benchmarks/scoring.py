@@ -16,6 +16,7 @@ into the bench database the way the ingest service writes it (`round`, `round_un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -37,6 +38,7 @@ from benchmarks.common import (
     print_table,
     timed,
 )
+from benchmarks.privacy import rule_one_only
 from coherence_core.db.models.surveys import NO_TARGET
 from coherence_core.db.session import create_engine
 from coherence_core.synthetic import SyntheticOrg, generate_organisation, to_scoring_frames
@@ -205,8 +207,11 @@ async def _watch_loop(interval: float, stalls: list[float]) -> None:
         stalls.append(time.perf_counter() - before - interval)
 
 
-async def run_job(config: BenchConfig, engine: Any, stored: StoredRound) -> JobRun:
-    """`score_round` end to end; `input_version` is bumped first so that it really rescores."""
+async def run_job(
+    config: BenchConfig, engine: Any, stored: StoredRound, *, protected: bool = True
+) -> JobRun:
+    """`score_round` end to end; `input_version` is bumped first so that it really rescores.
+    ``protected=False``: the same job publishing rule 1 only (the protection's baseline)."""
     connection = await asyncpg.connect(config.dsn)
     try:
         await connection.execute(
@@ -217,9 +222,12 @@ async def run_job(config: BenchConfig, engine: Any, stored: StoredRound) -> JobR
         stalls: list[float] = []
         watcher = asyncio.create_task(_watch_loop(0.005, stalls))
         started = time.perf_counter()
-        outcome = await score_round(
-            {"engine": engine}, str(stored.round_id), str(stored.organization_id)
-        )
+        with contextlib.nullcontext() if protected else rule_one_only():
+            outcome = await score_round(
+                {"engine": engine, "secret_key": "bench-secret"},
+                str(stored.round_id),
+                str(stored.organization_id),
+            )
         seconds = time.perf_counter() - started
         watcher.cancel()
         if outcome != "scored":
@@ -250,11 +258,16 @@ async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> d
     try:
         _, size = await timed_copy(config.dsn, stored.round_id)  # warm-up: the table in cache
         await run_job(config, engine, stored)  # warm-up, as a long-running worker would be
-        copies, runs = [], []
+        await run_job(config, engine, stored, protected=False)
+        copies, runs, unprotected = [], [], []
         for i in range(plan.repeats):
             copies.append((await timed_copy(config.dsn, stored.round_id))[0])
             runs.append(await run_job(config, engine, stored))
-            log(f"scoring: run {i + 1}: COPY {fmt_s(copies[-1])}, job {fmt_s(runs[-1].seconds)}")
+            unprotected.append(await run_job(config, engine, stored, protected=False))
+            log(
+                f"scoring: run {i + 1}: COPY {fmt_s(copies[-1])}, job {fmt_s(runs[-1].seconds)}, "
+                f"rule 1 only {fmt_s(unprotected[-1].seconds)}"
+            )
     finally:
         await engine.dispose()
     connection = await asyncpg.connect(config.dsn)
@@ -262,7 +275,13 @@ async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> d
         inputs = await load_round(connection, stored.round_id)
     finally:
         await connection.close()
-    return {"copy": Timed(min(copies), copies), "copy_bytes": size, "runs": runs, "inputs": inputs}
+    return {
+        "copy": Timed(min(copies), copies),
+        "copy_bytes": size,
+        "runs": runs,
+        "unprotected": unprotected,
+        "inputs": inputs,
+    }
 
 
 def measure_compute(inputs: Any, instrument: Any, plan: Plan) -> dict[str, Any]:
@@ -320,6 +339,7 @@ async def run(config: BenchConfig) -> list[Goal]:
     copy: Timed = job["copy"]
     runs: list[JobRun] = job["runs"]
     best = min(runs, key=lambda r: r.seconds)
+    bare = min(job["unprotected"], key=lambda r: r.seconds)
     phases = sum(best.timings.values())
     print_table(
         f"Scoring: {stored.respondents:,} respondents, {stored.units} units, "
@@ -347,6 +367,12 @@ async def run(config: BenchConfig) -> list[Goal]:
                 "",
             ],
             ["ratio job / COPY", f"{best.seconds / copy.best:.2f}×", ""],
+            [
+                "the same job publishing rule 1 only (no protection, no audit, no ledger links)",
+                fmt_s(bare.seconds),
+                ", ".join(fmt_s(r.seconds) for r in job["unprotected"]),
+            ],
+            ["ratio job / job without the protection", f"{best.seconds / bare.seconds:.2f}×", ""],
             [
                 "worker event loop: longest stall while the job ran",
                 fmt_s(max(r.max_stall for r in runs)),
@@ -381,6 +407,14 @@ async def run(config: BenchConfig) -> list[Goal]:
         f"{agreement.max_abs_diff:.1e}).",
     )
     return [
+        Goal(
+            "scoring job vs the same job without the protection (time)",
+            fmt_s(best.seconds),
+            fmt_s(bare.seconds),
+            best.seconds / bare.seconds,
+            "<=",
+            1.5,
+        ),
         Goal(
             "scoring job vs raw COPY (time)",
             fmt_s(best.seconds),

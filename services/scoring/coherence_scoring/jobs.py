@@ -116,7 +116,12 @@ async def _score_locked(
         if not preview:  # a final is protected together with every final it shares answers with
             keys = await ledger.respondent_keys(connection, round_id, inputs, instrument)
             linked = await ledger.linked_finals(
-                connection, organization_id=organization_id, keys=keys
+                connection,
+                organization_id=organization_id,
+                round_id=round_id,
+                settings=settings,
+                method_version=METHOD_VERSION,
+                keys=keys,
             )
         timings["link_s"] = time.perf_counter() - started - timings["load_s"]
         scoring_input = ScoringInput(

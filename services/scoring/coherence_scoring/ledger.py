@@ -98,10 +98,17 @@ async def linked_finals(
     connection: Any,
     *,
     organization_id: uuid.UUID,
+    round_id: uuid.UUID,
+    settings: ScoringSettings,
+    method_version: str,
     keys: dict[int, bytes],
 ) -> list[tuple[int, LinkedPublication]]:
     """Every earlier final publication of the organisation holding a respondent with one of
-    ``keys`` (the same person, the same answers), with its id, loaded as the engine needs it."""
+    ``keys`` (the same person, the same answers), with its id, loaded as the engine needs it.
+
+    An earlier final of this very round made from exactly these submissions, with the same
+    minimum group size and method, is the publication this scoring is about to repeat (the
+    engine is deterministic): it is not linked, since the two are one and the same."""
     if not keys:
         return []
     by_key = {key: respondent for respondent, key in keys.items()}
@@ -118,9 +125,30 @@ async def linked_finals(
     shared: dict[int, list[bytes]] = {}
     for row in rows:
         shared.setdefault(row["publication_id"], []).append(bytes(row["respondent_key"]))
+    if not shared:
+        return []
+    facts = await connection.fetch(
+        """
+        SELECT p.id, p.round_id, p.min_group_size, p.method_version,
+               (SELECT count(*) FROM publication_respondent a WHERE a.publication_id = p.id)
+                   AS respondents
+        FROM publication p WHERE p.id = ANY($1)
+        """,
+        list(shared),
+    )
+    everyone = len(by_key)
+    repeats = {
+        f["id"]
+        for f in facts
+        if f["round_id"] == round_id
+        and f["min_group_size"] == settings.min_group_size
+        and f["method_version"] == method_version
+        and f["respondents"] == everyone == len(shared[f["id"]])
+    }
     return [
         (publication_id, await _load_publication(connection, publication_id, keys_there, by_key))
         for publication_id, keys_there in shared.items()
+        if publication_id not in repeats
     ]
 
 

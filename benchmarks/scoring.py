@@ -28,7 +28,7 @@ import asyncpg
 import numpy as np
 import polars as pl
 
-from benchmarks import pandas_baseline
+from benchmarks import baseline_job, pandas_baseline
 from benchmarks.common import (
     BenchConfig,
     Goal,
@@ -259,15 +259,25 @@ async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> d
         _, size = await timed_copy(config.dsn, stored.round_id)  # warm-up: the table in cache
         await run_job(config, engine, stored)  # warm-up, as a long-running worker would be
         await run_job(config, engine, stored, protected=False)
-        copies, runs, unprotected = [], [], []
-        for i in range(plan.repeats):
-            copies.append((await timed_copy(config.dsn, stored.round_id))[0])
-            runs.append(await run_job(config, engine, stored))
-            unprotected.append(await run_job(config, engine, stored, protected=False))
-            log(
-                f"scoring: run {i + 1}: COPY {fmt_s(copies[-1])}, job {fmt_s(runs[-1].seconds)}, "
-                f"rule 1 only {fmt_s(unprotected[-1].seconds)}"
-            )
+        copies, runs, unprotected, before = [], [], [], []
+        with baseline_job.materialise() as folder:
+            for i in range(plan.repeats):
+                copies.append((await timed_copy(config.dsn, stored.round_id))[0])
+                runs.append(await run_job(config, engine, stored))
+                unprotected.append(await run_job(config, engine, stored, protected=False))
+                before += await asyncio.to_thread(
+                    baseline_job.run_baseline,
+                    folder,
+                    config.database_url,
+                    str(stored.round_id),
+                    str(stored.organization_id),
+                    1,
+                )
+                log(
+                    f"scoring: run {i + 1}: COPY {fmt_s(copies[-1])}, job "
+                    f"{fmt_s(runs[-1].seconds)}, rule 1 only {fmt_s(unprotected[-1].seconds)}, "
+                    f"the job before issue 7 {fmt_s(before[-1])}"
+                )
     finally:
         await engine.dispose()
     connection = await asyncpg.connect(config.dsn)
@@ -280,6 +290,7 @@ async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> d
         "copy_bytes": size,
         "runs": runs,
         "unprotected": unprotected,
+        "before": Timed(min(before), before),
         "inputs": inputs,
     }
 
@@ -374,6 +385,12 @@ async def run(config: BenchConfig) -> list[Goal]:
             ],
             ["ratio job / job without the protection", f"{best.seconds / bare.seconds:.2f}×", ""],
             [
+                f"the job as it was before issue 7 (commit {baseline_job.REVISION}, method 1)",
+                fmt_s(job["before"].best),
+                ", ".join(fmt_s(r) for r in job["before"].runs),
+            ],
+            ["ratio job / job before issue 7", f"{best.seconds / job['before'].best:.2f}×", ""],
+            [
                 "worker event loop: longest stall while the job ran",
                 fmt_s(max(r.max_stall for r in runs)),
                 ", ".join(fmt_s(r.max_stall) for r in runs),
@@ -408,10 +425,10 @@ async def run(config: BenchConfig) -> list[Goal]:
     )
     return [
         Goal(
-            "scoring job vs the same job without the protection (time)",
+            "scoring job vs the job before issue 7 (time)",
             fmt_s(best.seconds),
-            fmt_s(bare.seconds),
-            best.seconds / bare.seconds,
+            fmt_s(job["before"].best),
+            best.seconds / job["before"].best,
             "<=",
             1.5,
         ),

@@ -136,6 +136,7 @@ async def _score_locked(
         )
         started = time.perf_counter()
         result = await asyncio.to_thread(score, scoring_input)  # CPU-bound: off the event loop
+        content_digest = await asyncio.to_thread(ledger.digest, result)
         timings["compute_s"] = time.perf_counter() - started
         started = time.perf_counter()
         async with connection.transaction():
@@ -148,6 +149,7 @@ async def _score_locked(
                 method_version=METHOD_VERSION,
                 result=result,
             )
+            timings["write_s"] = time.perf_counter() - started
             await ledger.record_publication(
                 connection,
                 organization_id=organization_id,
@@ -157,6 +159,7 @@ async def _score_locked(
                 method_version=METHOD_VERSION,
                 settings=settings,
                 result=result,
+                content_digest=content_digest,
                 keys=keys,
                 linked=[publication_id for publication_id, _ in linked],
             )
@@ -167,7 +170,7 @@ async def _score_locked(
                 round_id,
                 inputs.input_version,
             )
-            timings["write_s"] = time.perf_counter() - started
+            timings["ledger_s"] = time.perf_counter() - started - timings["write_s"]
             await connection.execute(
                 "UPDATE scoring_run SET status = 'scored', finished_at = now(), "
                 "input_version = $2, timings = $3::jsonb WHERE id = $1",

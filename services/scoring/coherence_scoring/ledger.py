@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import uuid
 from typing import Any
@@ -216,6 +217,18 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def digest(result: ScoringResult) -> str:
+    """SHA-256 of the published tables (Arrow IPC) and summary: what this publication showed.
+    CPU work: call it off the event loop."""
+    sha = hashlib.sha256()
+    for frame in (result.unit_scores, result.tie_scores, result.participation):
+        buffer = io.BytesIO()
+        frame.write_ipc(buffer, compression="uncompressed")
+        sha.update(buffer.getvalue())
+    sha.update(orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY))
+    return sha.hexdigest()
+
+
 async def record_publication(
     connection: Any,
     *,
@@ -226,17 +239,14 @@ async def record_publication(
     method_version: str,
     settings: ScoringSettings,
     result: ScoringResult,
+    content_digest: str,
     keys: dict[int, bytes],
     linked: list[int],
 ) -> int:
     """Add the publication to the ledger (inside the transaction that writes it)."""
     units, ties = result.unit_scores, result.tie_scores
     suppressed = int(units["suppressed"].sum()) + int(ties["suppressed"].sum())
-    digest = hashlib.sha256()
-    for frame in (units, ties, result.participation):
-        digest.update(frame.write_csv().encode())
     summary = orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY)
-    digest.update(summary)
     publication_id: int = await connection.fetchval(
         """
         INSERT INTO publication (organization_id, round_id, run_id, kind, input_version,
@@ -254,7 +264,7 @@ async def record_publication(
         settings.min_group_size,
         units.height + ties.height - suppressed,
         suppressed,
-        digest.hexdigest(),
+        content_digest,
         summary.decode(),
         json.dumps(linked),
     )

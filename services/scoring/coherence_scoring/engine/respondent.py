@@ -208,7 +208,7 @@ def _side(
     scale_of = measures.column("scale_idx")
     index_col = {int(scale_of[mid]): j for j, mid in enumerate(mids) if kind[mid] == INDEX}
     own_index = np.array([index_col[int(scale_of[mid])] for mid in mids], dtype=np.int64)
-    eligible = m[:, own_index] >= min_answered[mids[own_index]][None, :]
+    eligible = m[:, own_index] >= min_answered.astype(np.int64)[mids[own_index]][None, :]
     y *= eligible
     m *= eligible
     has = m > 0

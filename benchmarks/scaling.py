@@ -95,7 +95,7 @@ async def child_job(database_url: str, round_id: str, organization_id: str, repe
     import asyncpg
 
     from coherence_core.db.session import asyncpg_dsn, create_engine
-    from coherence_scoring.jobs import score_round
+    from coherence_scoring.score_round import score_round
 
     engine = create_engine(database_url, pool_size=1)
     connection = await asyncpg.connect(asyncpg_dsn(database_url))

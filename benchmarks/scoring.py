@@ -6,7 +6,7 @@ into the bench database the way the ingest service writes it (`round`, `round_un
 
 1. baseline: `COPY (SELECT respondent_id, target_idx, item_idx, value FROM answer WHERE
    round_id = …) TO STDOUT (FORMAT binary)` into memory with asyncpg;
-2. `coherence_scoring.jobs.score_round` end to end (load + compute + write), with
+2. `coherence_scoring.score_round.score_round` end to end (load + compute + write), with
    `round.input_version` bumped before every run so that each run really rescores; the job's own
    phase timings come from `scoring_run.timings`;
 3. the engine's `score` alone against `benchmarks/pandas_baseline.py` on the same frames (the
@@ -43,8 +43,8 @@ from coherence_core.db.models.surveys import NO_TARGET
 from coherence_core.db.session import create_engine
 from coherence_core.synthetic import SyntheticOrg, generate_organisation, to_scoring_frames
 from coherence_scoring.engine import ScoringInput, ScoringSettings, score
-from coherence_scoring.jobs import score_round
 from coherence_scoring.loading import load_round
+from coherence_scoring.score_round import score_round
 
 ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", "item_idx", "value")
 ROUND_UNIT_COLUMNS = (

@@ -11,7 +11,7 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI
 
-from coherence_core.jobs import relay_outbox
+from coherence_core.outbox.relay import relay_outbox
 from coherence_core.settings import Settings
 from coherence_scoring.worker import create_worker
 

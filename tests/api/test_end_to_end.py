@@ -18,7 +18,7 @@ from coherence_core.synthetic import (
     to_units_payload,
 )
 from coherence_scoring.engine import ScoringSettings, score
-from coherence_scoring.jobs import score_round
+from coherence_scoring.score_round import score_round
 from tests.api.support import Org, fetch_all, new_org, open_round, put_units, run_scoring
 from tests.reference.scoring import reference_score
 

@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import text
 
 from coherence_core.settings import Settings
-from coherence_scoring.jobs import round_lock_key, score_round
+from coherence_scoring.score_round import round_lock_key, score_round
 from tests.api.support import Org, open_round, put_units
 
 UNITS = [{"external_id": "fin", "name": "Finance"}]

@@ -12,10 +12,11 @@ from arq import Worker, cron, func
 from arq.connections import RedisSettings
 
 from coherence_core.db.session import create_engine, create_sessionmaker
-from coherence_core.jobs import DEFAULT_QUEUE, SCORE_ROUND, relay_outbox
+from coherence_core.outbox.contract import DEFAULT_QUEUE, SCORE_ROUND
+from coherence_core.outbox.relay import relay_outbox
 from coherence_core.settings import Settings, get_settings
-from coherence_scoring.jobs import score_round
 from coherence_scoring.maintenance import prune_expired
+from coherence_scoring.score_round import score_round
 
 log = logging.getLogger(__name__)
 

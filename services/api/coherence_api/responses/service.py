@@ -20,7 +20,7 @@ from coherence_api.responses.validation import RawResponse, RoundContext, valida
 from coherence_core.db.bulk import raw_connection
 from coherence_core.db.models import Round, RoundUnit
 from coherence_core.instruments import InstrumentDefinition
-from coherence_core.jobs import record_score_round
+from coherence_core.outbox.repository import OutboxRepository
 from coherence_core.security import RespondentHasher
 
 _UPSERT_RESPONDENTS = """
@@ -117,8 +117,8 @@ async def accept_batch(
     ).scalar_one_or_none()
     if version is None:
         raise Conflict(f"Round {round_id} was closed while this batch was being stored.")
-    await record_score_round(
-        session, organization_id=organization_id, round_id=round_id, delay_seconds=rescore_delay
+    await OutboxRepository(session).record_score_round(
+        organization_id=organization_id, round_id=round_id, delay_seconds=rescore_delay
     )
     return ResponsesAccepted(
         accepted=len(submissions),

@@ -12,7 +12,7 @@ from coherence_api.errors import Conflict, InvalidInput, NotFound, pointer
 from coherence_api.instruments import service as instruments
 from coherence_api.rounds.schemas import RoundCreate
 from coherence_core.db.models import Round, RoundUnit, Unit
-from coherence_core.jobs import record_score_round
+from coherence_core.outbox.repository import OutboxRepository
 
 _CHUNK = 5000
 
@@ -124,8 +124,8 @@ async def close(session: AsyncSession, *, round_id: uuid.UUID) -> Round:
 
 
 async def request_scoring(session: AsyncSession, row: Round, *, delay_seconds: float = 0) -> None:
-    await record_score_round(
-        session, organization_id=row.organization_id, round_id=row.id, delay_seconds=delay_seconds
+    await OutboxRepository(session).record_score_round(
+        organization_id=row.organization_id, round_id=row.id, delay_seconds=delay_seconds
     )
     if row.scoring_status != "running":
         row.scoring_status = "pending"

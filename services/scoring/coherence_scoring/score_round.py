@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from coherence_core.instruments import InstrumentDefinition
-from coherence_core.jobs import record_score_round
+from coherence_core.outbox.repository import OutboxRepository
 from coherence_scoring import ledger
 from coherence_scoring.engine import (
     METHOD_VERSION,
@@ -59,8 +59,8 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
             # Another worker is scoring this round. Ask again through the outbox rather than
             # through arq retries, which run out: the request survives however long that takes.
             async with AsyncSession(engine) as session, session.begin():
-                await record_score_round(
-                    session, organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
+                await OutboxRepository(session).record_score_round(
+                    organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
                 )
             return "busy: requeued"
         try:

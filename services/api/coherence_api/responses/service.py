@@ -20,6 +20,7 @@ from coherence_api.responses.validation import RawResponse, RoundContext, valida
 from coherence_core.db.bulk import raw_connection
 from coherence_core.db.models import Round, RoundUnit
 from coherence_core.instruments import InstrumentDefinition
+from coherence_core.lifecycle import RoundStatus, ScoringEvent, accepts_input, scoring_status_sql
 from coherence_core.outbox.repository import OutboxRepository
 from coherence_core.security import RespondentHasher
 
@@ -65,7 +66,7 @@ async def accept_batch(
     row = await session.scalar(select(Round).where(Round.id == round_id))
     if row is None:
         raise NotFound(f"No round {round_id}.")
-    if row.status != "open":
+    if not accepts_input(row.status):
         raise Conflict(f"Round {round_id} is closed; it accepts no more responses.")
     batch, errors = validate_batch(raws, await round_context(session, row))
     if batch is None:
@@ -108,11 +109,11 @@ async def accept_batch(
         await session.execute(
             text(
                 "UPDATE round SET input_version = input_version + 1, "
-                "respondents = respondents + :created, scoring_status = CASE "
-                "WHEN scoring_status = 'running' THEN 'running' ELSE 'pending' END "
-                "WHERE id = :id AND status = 'open' RETURNING input_version"
+                "respondents = respondents + :created, "
+                f"scoring_status = {scoring_status_sql(ScoringEvent.INPUT_CHANGED)} "
+                "WHERE id = :id AND status = :open RETURNING input_version"
             ),
-            {"id": round_id, "created": created},
+            {"id": round_id, "created": created, "open": RoundStatus.OPEN.value},
         )
     ).scalar_one_or_none()
     if version is None:

@@ -12,6 +12,13 @@ from coherence_api.errors import Conflict, InvalidInput, NotFound, pointer
 from coherence_api.instruments import service as instruments
 from coherence_api.rounds.schemas import RoundCreate
 from coherence_core.db.models import Round, RoundUnit, Unit
+from coherence_core.lifecycle import (
+    RoundStatus,
+    ScoringEvent,
+    ScoringStatus,
+    can_become,
+    scoring_status_after,
+)
 from coherence_core.outbox.repository import OutboxRepository
 
 _CHUNK = 5000
@@ -66,10 +73,10 @@ async def create(session: AsyncSession, *, organization_id: uuid.UUID, body: Rou
         name=body.name,
         instrument_key=definition.key,
         instrument=definition.model_dump(mode="json"),
-        status="open",
+        status=RoundStatus.OPEN,
         respondents=0,
         input_version=0,
-        scoring_status="pending",
+        scoring_status=ScoringStatus.PENDING,
     )
     session.add(row)
     await session.flush()
@@ -113,9 +120,9 @@ async def list_page(
 
 async def close(session: AsyncSession, *, round_id: uuid.UUID) -> Round:
     row = await get(session, round_id=round_id, for_update=True)
-    if row.status == "closed":
+    if not can_become(row.status, RoundStatus.CLOSED):
         raise Conflict(f"Round {round_id} is closed already.")
-    row.status = "closed"
+    row.status = RoundStatus.CLOSED
     row.closed_at = func.now()
     await request_scoring(session, row)
     await session.flush()
@@ -127,5 +134,4 @@ async def request_scoring(session: AsyncSession, row: Round, *, delay_seconds: f
     await OutboxRepository(session).record_score_round(
         organization_id=row.organization_id, round_id=row.id, delay_seconds=delay_seconds
     )
-    if row.scoring_status != "running":
-        row.scoring_status = "pending"
+    row.scoring_status = scoring_status_after(row.scoring_status, ScoringEvent.INPUT_CHANGED)

@@ -39,6 +39,7 @@ from benchmarks.common import (
     timed,
 )
 from benchmarks.privacy import rule_one_only
+from coherence_api.responses.copy import COLUMNS as ANSWER_COLUMNS
 from coherence_core.db.models.surveys import NO_TARGET
 from coherence_core.db.session import create_engine
 from coherence_core.synthetic import SyntheticOrg, generate_organisation, to_scoring_frames
@@ -46,7 +47,6 @@ from coherence_scoring.engine import ScoringInput, ScoringSettings, score
 from coherence_scoring.loading import load_round
 from coherence_scoring.score_round import score_round
 
-ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", "item_idx", "value")
 ROUND_UNIT_COLUMNS = (
     "round_id", "organization_id", "idx", "external_id", "name", "parent_idx", "headcount",
 )  # fmt: skip

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_core.db.models import Outbox
+from coherence_core.db.repository import Repository
 from coherence_core.outbox.contract import (
     SCORE_ROUND,
     score_round_dedupe_key,
@@ -18,10 +18,7 @@ from coherence_core.outbox.contract import (
 )
 
 
-class OutboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class OutboxRepository(Repository):
     async def record_score_round(
         self, *, organization_id: uuid.UUID, round_id: uuid.UUID, delay_seconds: float = 0.0
     ) -> None:

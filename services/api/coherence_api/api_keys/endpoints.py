@@ -30,10 +30,8 @@ async def create_api_key(
 async def list_api_keys(
     caller: AdminCaller, session: SessionDep, paging: PagingDep
 ) -> Page[ApiKeyOut]:
-    after = paging.after(lambda p: uuid.UUID(p[0]))
-    rows = await service.list_page(session, after=after, limit=paging.limit)
-    items = [ApiKeyOut.model_validate(r) for r in rows]
-    return paging.page(items, lambda k: [str(k.id)])
+    rows = await service.list_page(session, page=paging.asked)
+    return paging.page([ApiKeyOut.model_validate(r) for r in rows.items], rows.next_cursor)
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")

@@ -29,10 +29,8 @@ async def upsert_units(
 
 @router.get("", response_model=Page[UnitOut], summary="List units")
 async def list_units(caller: AnyCaller, session: SessionDep, paging: PagingDep) -> Page[UnitOut]:
-    after = paging.after(lambda p: str(p[0]))
-    rows = await service.list_page(session, after=after, limit=paging.limit)
-    items = [UnitOut.model_validate(r) for r in rows]
-    return paging.page(items, lambda u: [u.external_id])
+    rows = await service.list_page(session, page=paging.asked)
+    return paging.page([UnitOut.model_validate(r) for r in rows.items], rows.next_cursor)
 
 
 @router.get("/{external_id}", response_model=UnitOut, summary="Get a unit")

@@ -12,20 +12,19 @@ from coherence_api.organizations.schemas import (
     OrganizationOut,
 )
 from coherence_api.pagination import Page, PagingDep
+from coherence_api.transactions import WriteDep, WriteRoute
 
-router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
+router = APIRouter(prefix="/v1/organizations", tags=["organizations"], route_class=WriteRoute)
 
 
 @router.post(
     "", status_code=201, response_model=OrganizationCreated, summary="Create an organisation"
 )
 async def create_organization(
-    body: OrganizationCreate, _: OperatorDep, session: SessionDep
+    body: OrganizationCreate, _: OperatorDep, session: SessionDep, write: WriteDep
 ) -> OrganizationCreated:
     """Operator only. Returns the organisation and its first `admin` API key (shown once)."""
-    created = await service.create(session, body=body)
-    await session.commit()
-    return created
+    return await service.create(session, body=body)
 
 
 @router.get("", response_model=Page[OrganizationOut], summary="List organisations")

@@ -6,9 +6,18 @@ or a worker job) owns the transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Repository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+
+class ConnectionRepository:
+    """A repository over a bare asyncpg connection (the worker's bulk paths: COPY in and out)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection

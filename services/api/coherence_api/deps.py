@@ -13,17 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.api_keys.repository import ApiKeyRepository
 from coherence_api.errors import Forbidden, Unauthorized
+from coherence_api.scopes import ADMIN, RESPONSES_WRITE, RESULTS_READ
 from coherence_api.state import AppState
 from coherence_core.db.models import Organization
 from coherence_core.db.tenancy import bind_organization
 from coherence_core.security import hash_api_key, tokens_match
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, or the operator token.")
-
-ADMIN = "admin"
-RESPONSES_WRITE = "responses:write"
-RESULTS_READ = "results:read"
-SCOPES = (ADMIN, RESPONSES_WRITE, RESULTS_READ)
 
 
 def get_state(request: Request) -> AppState:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.api_keys import service as api_keys
-from coherence_api.deps import ADMIN
 from coherence_api.organizations.repository import OrganizationRepository
 from coherence_api.organizations.schemas import (
     OrganizationCreate,
@@ -13,6 +12,7 @@ from coherence_api.organizations.schemas import (
     OrganizationOut,
 )
 from coherence_api.pagination import PageRequest, Rows
+from coherence_api.scopes import ADMIN
 from coherence_core.db.models import Organization
 
 

@@ -94,10 +94,14 @@ def child_engine(directory: Path, repeats: int) -> dict[str, Any]:
 async def child_job(database_url: str, round_id: str, organization_id: str, repeats: int) -> Any:
     import asyncpg
 
-    from coherence_core.db.session import asyncpg_dsn, create_engine
-    from coherence_scoring.jobs import score_round
+    from coherence_core.db.session import asyncpg_dsn
+    from coherence_core.settings import Settings
+    from coherence_scoring.context import WorkerContext
+    from coherence_scoring.score_round import score_round
 
-    engine = create_engine(database_url, pool_size=1)
+    context = WorkerContext.open(
+        Settings(DATABASE_URL=database_url, COHERENCE_SECRET_KEY="bench-secret"), pool_size=1
+    )
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     times, timings = [], []
     try:
@@ -108,7 +112,7 @@ async def child_job(database_url: str, round_id: str, organization_id: str, repe
                 uuid.UUID(round_id),
             )
             started = time.perf_counter()
-            if await score_round({"engine": engine}, round_id, organization_id) != "scored":
+            if await score_round(context, round_id, organization_id) != "scored":
                 raise RuntimeError("the round was not rescored")
             times.append(time.perf_counter() - started)
             timings.append(
@@ -122,7 +126,7 @@ async def child_job(database_url: str, round_id: str, organization_id: str, repe
             )
     finally:
         await connection.close()
-        await engine.dispose()
+        await context.close()
     return {"times": times, "timings": timings}
 
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from coherence_api import health
 from coherence_api.api_keys.endpoints import router as api_keys_router
 from coherence_api.errors import install_problem_handlers
+from coherence_api.idempotency.dependencies import Replay
 from coherence_api.instruments.endpoints import router as instruments_router
 from coherence_api.organizations.endpoints import router as organizations_router
 from coherence_api.responses.endpoints import router as responses_router
@@ -89,6 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(NotModified)
     async def _not_modified(request: Request, exc: NotModified) -> Response:
         return Response(status_code=304, headers={"ETag": exc.etag})
+
+    @app.exception_handler(Replay)
+    async def _replay(request: Request, exc: Replay) -> Response:
+        return exc.response()
 
     for router in (
         health.router,

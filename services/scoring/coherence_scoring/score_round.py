@@ -2,23 +2,24 @@
 
 Safe to run twice and concurrently: a per-round advisory lock lets one scoring of a round run at a
 time (another attempt retries later), and a round already scored at its current input version
-with the same settings is left as it is.
+with the same settings is left as it is. Every query is in `repository/`; the transactions are
+the `connection.transaction()` blocks here and in `loading.load_round`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
+from coherence_core.db.bulk import driver_connection
 from coherence_core.instruments import InstrumentDefinition
-from coherence_core.jobs import record_score_round
+from coherence_core.lifecycle import RoundStatus
+from coherence_core.outbox.repository import OutboxRepository
 from coherence_scoring import ledger
+from coherence_scoring.context import WorkerContext
 from coherence_scoring.engine import (
     METHOD_VERSION,
     LinkedPublication,
@@ -26,91 +27,70 @@ from coherence_scoring.engine import (
     ScoringSettings,
     score,
 )
+from coherence_scoring.ledger import PublicationKind
 from coherence_scoring.loading import load_round
-from coherence_scoring.writing import delete_stale_runs, write_result
+from coherence_scoring.repository.results import ResultRepository
+from coherence_scoring.repository.rounds import RoundRepository
+from coherence_scoring.writing import write_result
 
 log = logging.getLogger(__name__)
 
 LOCK_RETRY_SECONDS = 2
 
-_ROUND_QUERY = """
-SELECT r.input_version, r.scored_version, r.scoring_status, r.instrument, r.status,
-       o.min_group_size, o.weak_below, o.strong_above,
-       (SELECT s.settings FROM scoring_run s WHERE s.round_id = r.id AND s.status = 'scored'
-         ORDER BY s.id DESC LIMIT 1) AS last_settings
-FROM round r JOIN organization o ON o.id = r.organization_id
-WHERE r.id = $1 AND r.organization_id = $2
-"""
 
-
-def round_lock_key(round_id: uuid.UUID) -> int:
-    """A signed 64-bit advisory-lock key for the round."""
-    return int.from_bytes(round_id.bytes[:8], "big", signed=True)
-
-
-async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) -> str:
-    engine: AsyncEngine = ctx["engine"]
+async def score_round(context: WorkerContext, round_id: str, organization_id: str) -> str:
     rid, oid = uuid.UUID(round_id), uuid.UUID(organization_id)
-    async with engine.connect() as sa_connection:
-        connection: Any = (await sa_connection.get_raw_connection()).driver_connection
-        # Leave SQLAlchemy's implicit transaction: asyncpg manages transactions below.
-        await sa_connection.rollback()
-        if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", round_lock_key(rid)):
+    async with context.engine.connect() as sa_connection:
+        connection = await driver_connection(sa_connection)
+        rounds = RoundRepository(connection)
+        if not await rounds.try_lock(round_id=rid):
             # Another worker is scoring this round. Ask again through the outbox rather than
             # through arq retries, which run out: the request survives however long that takes.
-            async with AsyncSession(engine) as session, session.begin():
-                await record_score_round(
-                    session, organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
+            async with context.sessionmaker() as session, session.begin():
+                await OutboxRepository(session).record_score_round(
+                    organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
                 )
             return "busy: requeued"
         try:
-            return await _score_locked(connection, rid, oid, ctx["secret_key"])
+            return await _score_locked(connection, rid, oid, context.secret_key)
         finally:
-            await connection.fetchval("SELECT pg_advisory_unlock($1)", round_lock_key(rid))
+            await rounds.unlock(round_id=rid)
 
 
 async def _score_locked(
     connection: Any, round_id: uuid.UUID, organization_id: uuid.UUID, secret: str
 ) -> str:
-    row = await connection.fetchrow(_ROUND_QUERY, round_id, organization_id)
-    if row is None:
+    rounds = RoundRepository(connection)
+    state = await rounds.state(round_id=round_id, organization_id=organization_id)
+    if state is None:
         log.warning("score_round: round %s does not exist", round_id)
         return "missing"
     settings = ScoringSettings(
-        min_group_size=row["min_group_size"],
-        weak_below=row["weak_below"],
-        strong_above=row["strong_above"],
+        min_group_size=state.min_group_size,
+        weak_below=state.weak_below,
+        strong_above=state.strong_above,
     )
-    preview = row["status"] == "open"
+    preview = state.status is RoundStatus.OPEN  # an open round publishes previews
     fingerprint = {**settings.__dict__, "method_version": METHOD_VERSION, "preview": preview}
-    last = row["last_settings"]  # jsonb: decoded by the SQLAlchemy pool's asyncpg codec
-    if isinstance(last, str):
-        last = json.loads(last)
-    if row["scored_version"] == row["input_version"] and last == fingerprint:
-        await connection.execute(
-            "UPDATE round SET scoring_status = 'scored' "
-            "WHERE id = $1 AND scoring_status = 'pending' AND scored_version = input_version",
-            round_id,
-        )
+    if state.scored_version == state.input_version and state.last_settings == fingerprint:
+        async with connection.transaction():
+            await rounds.mark_current(round_id=round_id)
         return "up to date"
 
-    run_id = await connection.fetchval(
-        "INSERT INTO scoring_run (organization_id, round_id, input_version, method_version, "
-        "settings, status, started_at) VALUES ($1, $2, $3, $4, $5::jsonb, 'running', now()) "
-        "RETURNING id",
-        organization_id,
-        round_id,
-        row["input_version"],
-        METHOD_VERSION,
-        json.dumps(fingerprint),
-    )
-    await connection.execute("UPDATE round SET scoring_status = 'running' WHERE id = $1", round_id)
+    async with connection.transaction():
+        run_id = await rounds.start_run(
+            organization_id=organization_id,
+            round_id=round_id,
+            input_version=state.input_version,
+            method_version=METHOD_VERSION,
+            settings=fingerprint,
+        )
     try:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         inputs = await load_round(connection, round_id)
         timings["load_s"] = time.perf_counter() - started
-        instrument = InstrumentDefinition.model_validate(row["instrument"])
+        instrument = InstrumentDefinition.model_validate(state.instrument)
         keys: dict[int, bytes] = {}
         linked: list[tuple[int, LinkedPublication]] = []
         if not preview:  # a final is protected together with every final it shares answers with
@@ -139,7 +119,7 @@ async def _score_locked(
         content_digest = await asyncio.to_thread(ledger.digest, result)
         timings["compute_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        async with connection.transaction():
+        async with connection.transaction():  # readers switch to the new results at the commit
             await write_result(
                 connection,
                 organization_id=organization_id,
@@ -163,36 +143,21 @@ async def _score_locked(
                 keys=keys,
                 linked=[publication_id for publication_id, _ in linked],
             )
-            await connection.execute(
-                "UPDATE round SET scored_version = $2, scored_at = now(), scoring_error = NULL, "
-                "scoring_status = CASE WHEN input_version = $2 THEN 'scored' ELSE 'pending' END "
-                "WHERE id = $1",
-                round_id,
-                inputs.input_version,
-            )
             timings["ledger_s"] = time.perf_counter() - started - timings["write_s"]
-            await connection.execute(
-                "UPDATE scoring_run SET status = 'scored', finished_at = now(), "
-                "input_version = $2, timings = $3::jsonb WHERE id = $1",
-                run_id,
-                inputs.input_version,
-                json.dumps(timings),
+            await rounds.finish_run(
+                round_id=round_id,
+                run_id=run_id,
+                input_version=inputs.input_version,
+                timings=timings,
             )
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         log.exception("score_round failed for round %s", round_id)
-        await connection.execute(
-            "UPDATE round SET scoring_status = 'failed', scoring_error = $2 WHERE id = $1",
-            round_id,
-            message,
-        )
-        await connection.execute(
-            "UPDATE scoring_run SET status = 'failed', finished_at = now(), error = $2 "
-            "WHERE id = $1",
-            run_id,
-            message,
-        )
+        async with connection.transaction():
+            await rounds.fail_run(round_id=round_id, run_id=run_id, error=message)
         raise
-    await delete_stale_runs(connection, round_id=round_id, run_id=run_id)
+    await ResultRepository(connection).delete_stale_runs(
+        round_id=round_id, run_id=run_id, kept_kind=PublicationKind.FINAL.value
+    )
     log.info("scored round %s at version %s: %s", round_id, inputs.input_version, timings)
     return "scored"

@@ -13,6 +13,7 @@ from arq.connections import RedisSettings
 
 from coherence_core.db.session import create_engine, create_sessionmaker
 from coherence_core.jobs import DEFAULT_QUEUE, SCORE_ROUND, relay_outbox
+from coherence_core.logging import configure_from_settings
 from coherence_core.settings import Settings, get_settings
 from coherence_scoring.jobs import score_round
 from coherence_scoring.maintenance import prune_expired
@@ -98,6 +99,7 @@ class WorkerSettings:
 
     @staticmethod
     async def on_startup(ctx: dict[str, Any]) -> None:
+        configure_from_settings(get_settings())  # in place of the arq command's own setup
         await _lifecycle(get_settings(), DEFAULT_QUEUE, True)[0](ctx)
 
     @staticmethod
@@ -107,5 +109,5 @@ class WorkerSettings:
 
 def run() -> None:
     """Run one worker until SIGINT/SIGTERM."""
-    logging.basicConfig(level=get_settings().log_level.upper())
+    configure_from_settings(get_settings())
     create_worker().run()

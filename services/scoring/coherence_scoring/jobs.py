@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import uuid
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.jobs import record_score_round
+from coherence_core.logging import get_logger
 from coherence_scoring import ledger
 from coherence_scoring.engine import (
     METHOD_VERSION,
@@ -29,7 +30,7 @@ from coherence_scoring.engine import (
 from coherence_scoring.loading import load_round
 from coherence_scoring.writing import delete_stale_runs, write_result
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LOCK_RETRY_SECONDS = 2
 
@@ -43,6 +44,10 @@ WHERE r.id = $1 AND r.organization_id = $2
 """
 
 
+def _seconds(timings: dict[str, float]) -> dict[str, float]:
+    return {phase: round(seconds, 4) for phase, seconds in timings.items()}
+
+
 def round_lock_key(round_id: uuid.UUID) -> int:
     """A signed 64-bit advisory-lock key for the round."""
     return int.from_bytes(round_id.bytes[:8], "big", signed=True)
@@ -51,6 +56,13 @@ def round_lock_key(round_id: uuid.UUID) -> int:
 async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) -> str:
     engine: AsyncEngine = ctx["engine"]
     rid, oid = uuid.UUID(round_id), uuid.UUID(organization_id)
+    with structlog.contextvars.bound_contextvars(
+        job_id=ctx.get("job_id"), round_id=round_id, organization_id=organization_id
+    ):
+        return await _score(engine, rid, oid, ctx["secret_key"])
+
+
+async def _score(engine: AsyncEngine, rid: uuid.UUID, oid: uuid.UUID, secret: str) -> str:
     async with engine.connect() as sa_connection:
         connection: Any = (await sa_connection.get_raw_connection()).driver_connection
         # Leave SQLAlchemy's implicit transaction: asyncpg manages transactions below.
@@ -62,9 +74,10 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
                 await record_score_round(
                     session, organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
                 )
+            log.info("scoring.job_finished", outcome="busy: requeued")
             return "busy: requeued"
         try:
-            return await _score_locked(connection, rid, oid, ctx["secret_key"])
+            return await _score_locked(connection, rid, oid, secret)
         finally:
             await connection.fetchval("SELECT pg_advisory_unlock($1)", round_lock_key(rid))
 
@@ -74,7 +87,7 @@ async def _score_locked(
 ) -> str:
     row = await connection.fetchrow(_ROUND_QUERY, round_id, organization_id)
     if row is None:
-        log.warning("score_round: round %s does not exist", round_id)
+        log.warning("scoring.job_finished", outcome="missing")
         return "missing"
     settings = ScoringSettings(
         min_group_size=row["min_group_size"],
@@ -92,6 +105,12 @@ async def _score_locked(
             "WHERE id = $1 AND scoring_status = 'pending' AND scored_version = input_version",
             round_id,
         )
+        log.info(
+            "scoring.job_finished",
+            outcome="up to date",
+            input_version=row["input_version"],
+            preview=preview,
+        )
         return "up to date"
 
     run_id = await connection.fetchval(
@@ -105,8 +124,8 @@ async def _score_locked(
         json.dumps(fingerprint),
     )
     await connection.execute("UPDATE round SET scoring_status = 'running' WHERE id = $1", round_id)
+    timings: dict[str, float] = {}
     try:
-        timings: dict[str, float] = {}
         started = time.perf_counter()
         inputs = await load_round(connection, round_id)
         timings["load_s"] = time.perf_counter() - started
@@ -180,7 +199,15 @@ async def _score_locked(
             )
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"[:2000]
-        log.exception("score_round failed for round %s", round_id)
+        log.exception(
+            "scoring.job_failed",
+            outcome="failed",
+            error=message,
+            run_id=run_id,
+            input_version=row["input_version"],
+            preview=preview,
+            **_seconds(timings),
+        )
         await connection.execute(
             "UPDATE round SET scoring_status = 'failed', scoring_error = $2 WHERE id = $1",
             round_id,
@@ -194,5 +221,19 @@ async def _score_locked(
         )
         raise
     await delete_stale_runs(connection, round_id=round_id, run_id=run_id)
-    log.info("scored round %s at version %s: %s", round_id, inputs.input_version, timings)
+    diagnostics = result.diagnostics
+    log.info(
+        "scoring.job_finished",
+        outcome="scored",
+        run_id=run_id,
+        input_version=inputs.input_version,
+        preview=preview,
+        **_seconds(timings),
+        units=inputs.units.height,
+        respondents=inputs.respondents.height,
+        answers=inputs.answers.height,
+        rows_hidden=diagnostics.get("rows_min_group_size", 0)
+        + diagnostics.get("rows_complementary", 0),
+        **diagnostics,
+    )
     return "scored"

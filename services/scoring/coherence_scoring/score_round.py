@@ -9,14 +9,16 @@ the `connection.transaction()` blocks here and in `loading.load_round`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from typing import Any
 
+import structlog
+
 from coherence_core.db.bulk import driver_connection
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.lifecycle import RoundStatus
+from coherence_core.logging import get_logger
 from coherence_core.outbox.repository import OutboxRepository
 from coherence_scoring import ledger
 from coherence_scoring.context import WorkerContext
@@ -33,13 +35,23 @@ from coherence_scoring.repository.results import ResultRepository
 from coherence_scoring.repository.rounds import RoundRepository
 from coherence_scoring.writing import write_result
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LOCK_RETRY_SECONDS = 2
 
 
+def _seconds(timings: dict[str, float]) -> dict[str, float]:
+    return {phase: round(seconds, 4) for phase, seconds in timings.items()}
+
+
 async def score_round(context: WorkerContext, round_id: str, organization_id: str) -> str:
-    rid, oid = uuid.UUID(round_id), uuid.UUID(organization_id)
+    with structlog.contextvars.bound_contextvars(
+        round_id=round_id, organization_id=organization_id
+    ):
+        return await _score(context, uuid.UUID(round_id), uuid.UUID(organization_id))
+
+
+async def _score(context: WorkerContext, rid: uuid.UUID, oid: uuid.UUID) -> str:
     async with context.engine.connect() as sa_connection:
         connection = await driver_connection(sa_connection)
         rounds = RoundRepository(connection)
@@ -50,6 +62,7 @@ async def score_round(context: WorkerContext, round_id: str, organization_id: st
                 await OutboxRepository(session).record_score_round(
                     organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
                 )
+            log.info("scoring.job_finished", outcome="busy: requeued")
             return "busy: requeued"
         try:
             return await _score_locked(connection, rid, oid, context.secret_key)
@@ -63,7 +76,7 @@ async def _score_locked(
     rounds = RoundRepository(connection)
     state = await rounds.state(round_id=round_id, organization_id=organization_id)
     if state is None:
-        log.warning("score_round: round %s does not exist", round_id)
+        log.warning("scoring.job_finished", outcome="missing")
         return "missing"
     settings = ScoringSettings(
         min_group_size=state.min_group_size,
@@ -75,6 +88,12 @@ async def _score_locked(
     if state.scored_version == state.input_version and state.last_settings == fingerprint:
         async with connection.transaction():
             await rounds.mark_current(round_id=round_id)
+        log.info(
+            "scoring.job_finished",
+            outcome="up to date",
+            input_version=state.input_version,
+            preview=preview,
+        )
         return "up to date"
 
     async with connection.transaction():
@@ -85,8 +104,8 @@ async def _score_locked(
             method_version=METHOD_VERSION,
             settings=fingerprint,
         )
+    timings: dict[str, float] = {}
     try:
-        timings: dict[str, float] = {}
         started = time.perf_counter()
         inputs = await load_round(connection, round_id)
         timings["load_s"] = time.perf_counter() - started
@@ -152,12 +171,34 @@ async def _score_locked(
             )
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"[:2000]
-        log.exception("score_round failed for round %s", round_id)
+        log.exception(
+            "scoring.job_failed",
+            outcome="failed",
+            error=message,
+            run_id=run_id,
+            input_version=state.input_version,
+            preview=preview,
+            **_seconds(timings),
+        )
         async with connection.transaction():
             await rounds.fail_run(round_id=round_id, run_id=run_id, error=message)
         raise
     await ResultRepository(connection).delete_stale_runs(
         round_id=round_id, run_id=run_id, kept_kind=PublicationKind.FINAL.value
     )
-    log.info("scored round %s at version %s: %s", round_id, inputs.input_version, timings)
+    diagnostics = result.diagnostics
+    log.info(
+        "scoring.job_finished",
+        outcome="scored",
+        run_id=run_id,
+        input_version=inputs.input_version,
+        preview=preview,
+        **_seconds(timings),
+        units=inputs.units.height,
+        respondents=inputs.respondents.height,
+        answers=inputs.answers.height,
+        rows_hidden=diagnostics.get("rows_min_group_size", 0)
+        + diagnostics.get("rows_complementary", 0),
+        **diagnostics,
+    )
     return "scored"

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import structlog
 from arq import Worker, cron, func
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
@@ -34,11 +35,13 @@ CONTEXT = "coherence"
 
 
 def with_context(job: Callable[Concatenate[WorkerContext, P], Awaitable[R]]) -> WorkerCoroutine:
-    """`job(context, ...)` as arq calls jobs: `job(ctx, ...)`, with arq's ctx dict."""
+    """`job(context, ...)` as arq calls jobs: `job(ctx, ...)`, with arq's ctx dict; the job's
+    log lines carry arq's job id."""
 
     @functools.wraps(job)
     async def run(ctx: dict[Any, Any], *args: P.args, **kwargs: P.kwargs) -> R:
-        return await job(ctx[CONTEXT], *args, **kwargs)
+        with structlog.contextvars.bound_contextvars(job_id=ctx.get("job_id")):
+            return await job(ctx[CONTEXT], *args, **kwargs)
 
     return run
 

@@ -85,7 +85,8 @@ class UnitTree:
     #: unit's subtree: v is in S(u) exactly when preorder[u] <= preorder[v] < subtree_end[u]
     preorder: IntArray
     subtree_end: IntArray
-    #: (unit, p): every unit with each of its ancestors-or-self that has children
+    #: (unit, p): every unit with each of its ancestors-or-self that has children, by unit,
+    #: nearest first
     rollup_ancestors: pl.DataFrame
 
     @property
@@ -264,7 +265,7 @@ def build_tree(units: pl.DataFrame) -> UnitTree:
     rollup_ancestors = pl.DataFrame(
         {"unit": np.concatenate(us), "p": np.concatenate(ps)} if us else {"unit": [], "p": []},
         schema={"unit": pl.Int32, "p": pl.Int32},
-    ).sort("unit", "p")
+    ).sort("unit", maintain_order=True)  # per unit, nearest ancestor first
     external_id = frame["external_id"].to_list()
     order = sorted(range(n), key=lambda u: external_id[u])
     rank = np.empty(n, dtype=np.int64)

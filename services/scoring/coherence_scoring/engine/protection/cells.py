@@ -108,10 +108,12 @@ def rows_of_cells(
     measures: Measures,
     tree: UnitTree,
     network_mid: int | None,
+    levels: int | None = None,
 ) -> tuple[Ints, Ints]:
     """(position in ``subset``, row) for every existing row that pools each cell of ``subset``
     (canonical row ids), listed explicitly: cost grows with the depth of the tree, so this is
-    for a few cells at a time (incidence.py does the whole round)."""
+    for a few cells at a time (incidence.py does the whole round). With ``levels``, only the
+    roll-ups of the nearest ``levels`` ancestors-or-self of each end of a cell are listed."""
     item = cells.item[subset]
     item_mid = measures.item_mid[item]
     sub_mid = measures.subscale_mid[item]
@@ -127,9 +129,9 @@ def rows_of_cells(
         found_row.append(row[ok])
 
     every = np.arange(len(subset), dtype=np.int64)
-    anc_a_cell, anc_a = _ancestors(every, a, tree)
+    anc_a_cell, anc_a = _ancestors(every, a, tree, levels)
     tie_cells = every[is_tie]
-    anc_b_cell, anc_b = _ancestors(tie_cells, b[is_tie], tree)
+    anc_b_cell, anc_b = _ancestors(tie_cells, b[is_tie], tree, levels)
     inside_a = tree.contains(anc_a, np.maximum(b[anc_a_cell], 0))
     outside_b = ~tree.contains(anc_b, a[anc_b_cell])
     ones = np.ones(len(subset), dtype=np.int64)
@@ -165,8 +167,11 @@ def rows_of_cells(
     return position[order], row[order]
 
 
-def _ancestors(cell: Ints, unit: Ints, tree: UnitTree) -> tuple[Ints, Ints]:
-    """(cell, p) for every ancestor-or-self p with children of each cell's unit."""
+def _ancestors(
+    cell: Ints, unit: Ints, tree: UnitTree, levels: int | None = None
+) -> tuple[Ints, Ints]:
+    """(cell, p) for every ancestor-or-self p with children of each cell's unit (the nearest
+    ``levels`` of them when given)."""
     anc = tree.rollup_ancestors
     if anc.height == 0 or len(cell) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -174,7 +179,7 @@ def _ancestors(cell: Ints, unit: Ints, tree: UnitTree) -> tuple[Ints, Ints]:
     anc_p = anc["p"].to_numpy().astype(np.int64)
     first = np.searchsorted(anc_unit, np.arange(tree.count + 1))
     lo, hi = first[unit], first[unit + 1]
-    counts = hi - lo
+    counts = hi - lo if levels is None else np.minimum(hi - lo, levels)
     which = np.repeat(cell, counts)
     offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     return which, anc_p[np.repeat(lo, counts) + offset]

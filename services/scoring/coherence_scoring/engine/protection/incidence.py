@@ -252,8 +252,9 @@ class Incidence:
 
     # ---- a few cells, explicitly --------------------------------------------------------------
 
-    def rows_of(self, cells: Ints) -> tuple[Ints, Ints]:
-        """(position in ``cells``, row) for every row pooling each of the given cells."""
+    def rows_of(self, cells: Ints, levels: int | None = None) -> tuple[Ints, Ints]:
+        """(position in ``cells``, row) for every row pooling each of the given cells (with
+        ``levels``, only the roll-ups of the nearest ``levels`` ancestors of each end)."""
         return rows_of_cells(
-            self.cells, cells, self.rows, self.measures, self.tree, self.network_mid
+            self.cells, cells, self.rows, self.measures, self.tree, self.network_mid, levels
         )

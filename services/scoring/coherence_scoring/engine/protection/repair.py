@@ -65,10 +65,7 @@ def rows_to_hide(
         return np.zeros(0, dtype=np.int64)
     constrained = np.flatnonzero(found.rows > 0)
     atoms = _atom_frame(found, constrained)
-    rep_cell = pieces.cell[found.representative[constrained]]
-    here = rep_cell >= 0  # an atom of pieces only seen elsewhere has no row here to hide
-    which, row = incidence.rows_of(rep_cell[here])
-    which = np.flatnonzero(here)[which]
+    which, row = _rows_of_atoms(pieces, incidence, found, constrained)
     keep = published[row]
     row = row[keep]
     fam = pl.DataFrame(
@@ -129,6 +126,33 @@ def rows_to_hide(
     )
     chosen = _choose(options, unsafe_frame, k)
     return _family_rows(chosen, found, cells, pieces, rows, measures, published)
+
+
+#: how many roll-up levels above a safe atom's cell are weighed as families to hide
+NEAR_LEVELS = 32
+
+
+def _rows_of_atoms(
+    pieces: Pieces, incidence: Incidence, found: Atoms, constrained: Ints
+) -> tuple[Ints, Ints]:
+    """(position in ``constrained``, row) for the rows pooling each atom's representative cell.
+
+    An unsafe atom lists all its rows (every family that could be hidden for it); a safe atom
+    only those within ``NEAR_LEVELS`` of the tree, so that deep trees cost cells × a constant.
+    Safe atoms are listed to see which of them an unsafe atom would merge with when a family is
+    hidden; a family further up is then credited with fewer merges than it brings, which only
+    makes it look less useful than it is — the audit, not this estimate, decides safety."""
+    rep_cell = pieces.cell[found.representative[constrained]]
+    here = rep_cell >= 0  # an atom of pieces only seen elsewhere has no row here to hide
+    safe = found.safe[constrained]
+    parts = []
+    for subset, levels in ((here & ~safe, None), (here & safe, NEAR_LEVELS)):
+        position = np.flatnonzero(subset)
+        which, row = incidence.rows_of(rep_cell[position], levels)
+        parts.append((position[which], row))
+    which = np.concatenate([w for w, _ in parts])
+    row = np.concatenate([r for _, r in parts])
+    return which, row
 
 
 def _family_rows(

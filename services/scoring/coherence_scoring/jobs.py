@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from coherence_core.db.tenancy import bind_connection, bind_organization
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.jobs import record_score_round
 from coherence_scoring import ledger
@@ -59,12 +60,14 @@ async def score_round(ctx: dict[str, Any], round_id: str, organization_id: str) 
             # Another worker is scoring this round. Ask again through the outbox rather than
             # through arq retries, which run out: the request survives however long that takes.
             async with AsyncSession(engine) as session, session.begin():
+                bind_organization(session, oid)
                 await record_score_round(
                     session, organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
                 )
             return "busy: requeued"
         try:
-            return await _score_locked(connection, rid, oid, ctx["secret_key"])
+            async with bind_connection(connection, oid):  # row-level security: this organisation
+                return await _score_locked(connection, rid, oid, ctx["secret_key"])
         finally:
             await connection.fetchval("SELECT pg_advisory_unlock($1)", round_lock_key(rid))
 

@@ -17,6 +17,7 @@ from coherence_api.organizations.schemas import (
 )
 from coherence_api.pagination import Page, PagingDep
 from coherence_core.db.models import Organization
+from coherence_core.db.tenancy import bind_organization
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 
@@ -28,7 +29,8 @@ async def create_organization(
     body: OrganizationCreate, _: OperatorDep, session: SessionDep
 ) -> OrganizationCreated:
     """Operator only. Returns the organisation and its first `admin` API key (shown once)."""
-    organization = Organization(**body.model_dump())
+    organization = Organization(id=uuid.uuid4(), **body.model_dump())
+    bind_organization(session, organization.id)  # its first key is written inside it
     session.add(organization)
     await session.flush()
     key = await api_keys.create(

@@ -64,7 +64,9 @@ async def relay_outbox(
     queue_name: str = DEFAULT_QUEUE,
     batch_size: int = 100,
 ) -> int:
-    """Enqueue due outbox rows; returns how many were relayed. Safe to run in many processes."""
+    """Enqueue due outbox rows; returns how many were relayed. Safe to run in many processes.
+
+    Crosses organisations: give it a `tenancy.system_sessionmaker` on the owner's engine."""
     relayed = 0
     async with sessionmaker() as session, session.begin():
         rows = (

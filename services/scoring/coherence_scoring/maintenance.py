@@ -36,5 +36,6 @@ async def prune(engine: AsyncEngine, *, idempotency_ttl_hours: float) -> dict[st
 
 
 async def prune_expired(ctx: dict[str, Any]) -> dict[str, int]:
-    """arq cron job: runs every 15 minutes in every worker (deletes are idempotent)."""
-    return await prune(ctx["engine"], idempotency_ttl_hours=ctx["idempotency_ttl_hours"])
+    """arq cron job: runs every 15 minutes in every worker (deletes are idempotent). Crosses
+    organisations: runs on the owner's engine (see coherence_core.db.tenancy)."""
+    return await prune(ctx["system_engine"], idempotency_ttl_hours=ctx["idempotency_ttl_hours"])

@@ -11,7 +11,9 @@ from typing import Any
 from arq import Worker, cron, func
 from arq.connections import RedisSettings
 
+from coherence_core.db.roles import check_application_role, check_sweeping_role
 from coherence_core.db.session import create_engine, create_sessionmaker
+from coherence_core.db.tenancy import system_sessionmaker
 from coherence_core.jobs import DEFAULT_QUEUE, SCORE_ROUND, relay_outbox
 from coherence_core.settings import Settings, get_settings
 from coherence_scoring.jobs import score_round
@@ -27,7 +29,7 @@ async def _relay_forever(ctx: dict[str, Any], interval: float) -> None:
     while True:
         try:
             while await relay_outbox(
-                ctx["sessionmaker"], ctx["redis"], queue_name=ctx["queue_name"]
+                ctx["system_sessionmaker"], ctx["redis"], queue_name=ctx["queue_name"]
             ):
                 pass
         except Exception:
@@ -43,6 +45,14 @@ def _lifecycle(settings: Settings, queue_name: str, relay: bool) -> tuple[Any, A
         ctx["secret_key"] = settings.secret_key
         ctx["engine"] = create_engine(settings.database_url, pool_size=4)
         ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+        # The outbox relay and the expiry cron cross organisations: the owner's role.
+        assert settings.owner_url
+        ctx["system_engine"] = create_engine(settings.owner_url, pool_size=2)
+        ctx["system_sessionmaker"] = system_sessionmaker(
+            ctx["system_engine"], reason="worker: outbox relay across organisations"
+        )
+        await check_application_role(ctx["engine"])
+        await check_sweeping_role(ctx["system_engine"])
         ctx["queue_name"] = queue_name
         ctx["idempotency_ttl_hours"] = settings.idempotency_ttl_hours
         if relay:
@@ -54,8 +64,9 @@ def _lifecycle(settings: Settings, queue_name: str, relay: bool) -> tuple[Any, A
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if "engine" in ctx:
-            await ctx["engine"].dispose()
+        for engine in ("engine", "system_engine"):
+            if engine in ctx:
+                await ctx[engine].dispose()
 
     return startup, shutdown
 

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from coherence_core.db.bulk import copy_to_table
 from coherence_core.instruments import InstrumentDefinition
 from coherence_scoring.engine import (
     TIE_SCORES_SCHEMA,
@@ -269,7 +270,8 @@ async def record_publication(
         json.dumps(linked),
     )
     if not result.preview and keys:
-        await connection.copy_records_to_table(
+        await copy_to_table(
+            connection,
             "publication_respondent",
             records=[(publication_id, key, organization_id) for key in sorted(set(keys.values()))],
             columns=["publication_id", "respondent_key", "organization_id"],

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from coherence_core.db.bulk import copy_to_table
 from coherence_scoring.engine.types import ScoringResult
 
 UNIT_SCORE_COLUMNS = [
@@ -53,8 +54,8 @@ async def _copy_frame(
     )
     # Encoding is CPU work: off the event loop, like the scoring itself.
     buffer = await asyncio.to_thread(_csv, full)
-    await connection.copy_to_table(
-        table, source=buffer, columns=full.columns, format="csv", null=""
+    await copy_to_table(
+        connection, table, source=buffer, columns=full.columns, format="csv", null=""
     )
 
 

@@ -17,7 +17,7 @@ from coherence_api.errors import Conflict, InvalidInput, NotFound
 from coherence_api.responses.copy import COLUMNS, encode_answers
 from coherence_api.responses.schemas import ResponsesAccepted
 from coherence_api.responses.validation import RawResponse, RoundContext, validate_batch
-from coherence_core.db.bulk import raw_connection
+from coherence_core.db.bulk import copy_to_table, raw_connection
 from coherence_core.db.models import Round, RoundUnit
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.jobs import record_score_round
@@ -101,8 +101,8 @@ async def accept_batch(
                 organization_id=organization_id,
                 round_id=round_id,
             )
-            await connection.copy_to_table(
-                "answer", source=io.BytesIO(payload), columns=COLUMNS, format="binary"
+            await copy_to_table(
+                connection, "answer", source=io.BytesIO(payload), columns=COLUMNS, format="binary"
             )
     version = (
         await session.execute(

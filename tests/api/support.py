@@ -11,6 +11,8 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI
 
+from coherence_core.db.session import create_engine
+from coherence_core.db.tenancy import system_sessionmaker
 from coherence_core.jobs import relay_outbox
 from coherence_core.settings import Settings
 from coherence_scoring.worker import create_worker
@@ -56,12 +58,16 @@ async def open_round(client: httpx.AsyncClient, org: Org, **fields: Any) -> dict
 
 async def run_scoring(app: FastAPI, settings: Settings, queue_name: str) -> int:
     """Relay the outbox to Redis, then drain the queue with a real worker in burst mode."""
-    assert settings.redis_url
+    assert settings.redis_url and settings.owner_url
     redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    owner = create_engine(settings.owner_url, pool_size=1)  # the relay crosses organisations
     try:
-        relayed = await relay_outbox(app.state.coherence.sessionmaker, redis, queue_name=queue_name)
+        relayed = await relay_outbox(
+            system_sessionmaker(owner, reason="tests: relay"), redis, queue_name=queue_name
+        )
     finally:
         await redis.aclose()
+        await owner.dispose()
     worker = create_worker(
         settings, queue_name=queue_name, relay=False, burst=True, poll_delay=0, handle_signals=False
     )

@@ -91,13 +91,16 @@ def child_engine(directory: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-async def child_job(database_url: str, round_id: str, organization_id: str, repeats: int) -> Any:
+async def child_job(
+    database_url: str, app_database_url: str, round_id: str, organization_id: str, repeats: int
+) -> Any:
+    """The job as deployed (the application role); set-up and timings as the owner."""
     import asyncpg
 
     from coherence_core.db.session import asyncpg_dsn, create_engine
     from coherence_scoring.jobs import score_round
 
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(app_database_url, pool_size=1)
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     times, timings = [], []
     try:
@@ -161,6 +164,7 @@ def measure_size(config: BenchConfig, respondents: int, with_job: bool) -> SizeR
             job = run_child(
                 "job",
                 config.database_url,
+                config.app_url,
                 str(stored.round_id),
                 str(stored.organization_id),
                 str(JOB_REPEATS),
@@ -233,6 +237,7 @@ def main() -> None:
     engine.add_argument("repeats", type=int)
     job = commands.add_parser("job")
     job.add_argument("database_url")
+    job.add_argument("app_database_url")
     job.add_argument("round_id")
     job.add_argument("organization_id")
     job.add_argument("repeats", type=int)
@@ -241,7 +246,13 @@ def main() -> None:
         output = child_engine(args.directory, args.repeats)
     else:
         output = asyncio.run(
-            child_job(args.database_url, args.round_id, args.organization_id, args.repeats)
+            child_job(
+                args.database_url,
+                args.app_database_url,
+                args.round_id,
+                args.organization_id,
+                args.repeats,
+            )
         )
     output["peak_rss"] = peak_rss()
     print(json.dumps(output))

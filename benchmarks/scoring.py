@@ -254,7 +254,7 @@ async def timed_copy(dsn: str, round_id: uuid.UUID) -> tuple[float, int]:
 async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> dict[str, Any]:
     """Baseline and job alternate (COPY, job, COPY, job, …) after one warm-up of each, so that
     background load falls on both alike."""
-    engine = create_engine(config.database_url, pool_size=2)
+    engine = create_engine(config.app_url, pool_size=2)  # the job runs as deployed
     try:
         _, size = await timed_copy(config.dsn, stored.round_id)  # warm-up: the table in cache
         await run_job(config, engine, stored)  # warm-up, as a long-running worker would be

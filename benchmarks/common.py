@@ -20,7 +20,6 @@ import asyncpg
 import psutil
 
 from coherence_core.db.migrate import upgrade
-from coherence_core.db.roles import url_for_role
 from coherence_core.db.session import asyncpg_dsn
 
 T = TypeVar("T")
@@ -77,6 +76,9 @@ def scratch_database() -> Iterator[tuple[str, str]]:
     (one role for both), else a fresh `coherence_bench_<hex>` on the local server
     (`BENCH_POSTGRES_ADMIN_URL`, a superuser) with an application role `<name>_app`, both
     dropped at the end."""
+    # Imported here: the job before issue 7 imports this module with that revision's libs first.
+    from coherence_core.db.roles import url_for_role
+
     if url := os.environ.get("BENCH_DATABASE_URL"):
         upgrade(url)
         yield url, url

@@ -67,7 +67,8 @@ def run_baseline(
 
 def child(argv: list[str]) -> None:
     database_url, round_id, organization_id, repeats = argv
-    import coherence_scoring.jobs as old_jobs  # that revision's, first on sys.path
+    # That revision named the job module `jobs` (now `score_round`); its copy is first on sys.path.
+    import coherence_scoring.jobs as old_jobs
 
     assert Path(old_jobs.__file__).resolve().is_relative_to(Path(tempfile.gettempdir()))
 

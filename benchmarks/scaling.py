@@ -97,10 +97,19 @@ async def child_job(
     """The job as deployed (the application role); set-up and timings as the owner."""
     import asyncpg
 
-    from coherence_core.db.session import asyncpg_dsn, create_engine
-    from coherence_scoring.jobs import score_round
+    from coherence_core.db.session import asyncpg_dsn
+    from coherence_core.settings import Settings
+    from coherence_scoring.context import WorkerContext
+    from coherence_scoring.score_round import score_round
 
-    engine = create_engine(app_database_url, pool_size=1)
+    context = WorkerContext.open(
+        Settings(
+            DATABASE_URL=app_database_url,  # the job as deployed
+            COHERENCE_OWNER_DATABASE_URL=database_url,
+            COHERENCE_SECRET_KEY="bench-secret",
+        ),
+        pool_size=1,
+    )
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     times, timings = [], []
     try:
@@ -111,7 +120,7 @@ async def child_job(
                 uuid.UUID(round_id),
             )
             started = time.perf_counter()
-            if await score_round({"engine": engine}, round_id, organization_id) != "scored":
+            if await score_round(context, round_id, organization_id) != "scored":
                 raise RuntimeError("the round was not rescored")
             times.append(time.perf_counter() - started)
             timings.append(
@@ -125,7 +134,7 @@ async def child_job(
             )
     finally:
         await connection.close()
-        await engine.dispose()
+        await context.close()
     return {"times": times, "timings": timings}
 
 

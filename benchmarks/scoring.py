@@ -6,7 +6,7 @@ into the bench database the way the ingest service writes it (`round`, `round_un
 
 1. baseline: `COPY (SELECT respondent_id, target_idx, item_idx, value FROM answer WHERE
    round_id = …) TO STDOUT (FORMAT binary)` into memory with asyncpg;
-2. `coherence_scoring.jobs.score_round` end to end (load + compute + write), with
+2. `coherence_scoring.score_round.score_round` end to end (load + compute + write), with
    `round.input_version` bumped before every run so that each run really rescores; the job's own
    phase timings come from `scoring_run.timings`;
 3. the engine's `score` alone against `benchmarks/pandas_baseline.py` on the same frames (the
@@ -39,14 +39,15 @@ from benchmarks.common import (
     timed,
 )
 from benchmarks.privacy import rule_one_only
+from coherence_api.responses.copy import COLUMNS as ANSWER_COLUMNS
 from coherence_core.db.models.surveys import NO_TARGET
-from coherence_core.db.session import create_engine
+from coherence_core.settings import Settings
 from coherence_core.synthetic import SyntheticOrg, generate_organisation, to_scoring_frames
+from coherence_scoring.context import WorkerContext
 from coherence_scoring.engine import ScoringInput, ScoringSettings, score
-from coherence_scoring.jobs import score_round
 from coherence_scoring.loading import load_round
+from coherence_scoring.score_round import score_round
 
-ANSWER_COLUMNS = ("organization_id", "round_id", "respondent_id", "target_idx", "item_idx", "value")
 ROUND_UNIT_COLUMNS = (
     "round_id", "organization_id", "idx", "external_id", "name", "parent_idx", "headcount",
 )  # fmt: skip
@@ -208,7 +209,7 @@ async def _watch_loop(interval: float, stalls: list[float]) -> None:
 
 
 async def run_job(
-    config: BenchConfig, engine: Any, stored: StoredRound, *, protected: bool = True
+    config: BenchConfig, context: WorkerContext, stored: StoredRound, *, protected: bool = True
 ) -> JobRun:
     """`score_round` end to end; `input_version` is bumped first so that it really rescores.
     ``protected=False``: the same job publishing rule 1 only (the protection's baseline)."""
@@ -224,7 +225,7 @@ async def run_job(
         started = time.perf_counter()
         with contextlib.nullcontext() if protected else rule_one_only():
             outcome = await score_round(
-                {"engine": engine, "secret_key": "bench-secret"},
+                context,
                 str(stored.round_id),
                 str(stored.organization_id),
             )
@@ -254,17 +255,24 @@ async def timed_copy(dsn: str, round_id: uuid.UUID) -> tuple[float, int]:
 async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> dict[str, Any]:
     """Baseline and job alternate (COPY, job, COPY, job, …) after one warm-up of each, so that
     background load falls on both alike."""
-    engine = create_engine(config.app_url, pool_size=2)  # the job runs as deployed
+    context = WorkerContext.open(
+        Settings(
+            DATABASE_URL=config.app_url,  # the job runs as deployed
+            COHERENCE_OWNER_DATABASE_URL=config.database_url,
+            COHERENCE_SECRET_KEY="bench-secret",
+        ),
+        pool_size=2,
+    )
     try:
         _, size = await timed_copy(config.dsn, stored.round_id)  # warm-up: the table in cache
-        await run_job(config, engine, stored)  # warm-up, as a long-running worker would be
-        await run_job(config, engine, stored, protected=False)
+        await run_job(config, context, stored)  # warm-up, as a long-running worker would be
+        await run_job(config, context, stored, protected=False)
         copies, runs, unprotected, before = [], [], [], []
         with baseline_job.materialise() as folder:
             for i in range(plan.repeats):
                 copies.append((await timed_copy(config.dsn, stored.round_id))[0])
-                runs.append(await run_job(config, engine, stored))
-                unprotected.append(await run_job(config, engine, stored, protected=False))
+                runs.append(await run_job(config, context, stored))
+                unprotected.append(await run_job(config, context, stored, protected=False))
                 before += await asyncio.to_thread(
                     baseline_job.run_baseline,
                     folder,
@@ -279,7 +287,7 @@ async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> d
                     f"the job before issue 7 {fmt_s(before[-1])}"
                 )
     finally:
-        await engine.dispose()
+        await context.close()
     connection = await asyncpg.connect(config.dsn)
     try:
         inputs = await load_round(connection, stored.round_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -146,6 +148,10 @@ def test_coherence_run_serves_docs_and_stops_cleanly(tmp_path: Path) -> None:
         else:
             pytest.fail(f"`coherence run` did not serve /docs:\n{run.communicate(timeout=30)[0]}")
         children = psutil.Process(run.pid).children(recursive=True)
+        request_id = uuid.uuid4().hex
+        problem = httpx.get(
+            f"http://127.0.0.1:{port}/v1/units", headers={"X-Request-ID": request_id}
+        )
         time.sleep(1)  # `coherence run` exits as soon as its API or worker dies
         if run.poll() is not None or len(children) < 2:
             pytest.fail(f"the API or the worker died:\n{run.communicate(timeout=60)[0]}")
@@ -176,3 +182,14 @@ def test_coherence_run_serves_docs_and_stops_cleanly(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/docs" in output and token in output
     assert all(_gone(child.pid) for child in children)
     assert not (tmp_path / "state" / "postgres" / "postmaster.pid").exists()
+
+    # Not a terminal: every process logs JSON lines, its own and its libraries' (the banner
+    # with the token is the one thing printed for people, on stdout).
+    assert problem.status_code == 401 and problem.json()["request_id"] == request_id
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    loggers = {line["logger"] for line in lines}
+    assert {"coherence_core.cli", "uvicorn.error", "arq.worker"} <= loggers, output
+    access = [line for line in lines if line.get("request_id") == request_id]
+    assert [(line["event"], line["status"], line["route"]) for line in access] == [
+        ("http.request", 401, "/v1/units")
+    ], output

@@ -6,7 +6,9 @@
     coherence worker    one scoring worker (arq) in this process
     coherence token     print the operator token (location on stderr)
 
-Configuration comes from the environment (and `.env`), see `coherence_core.settings`.
+Configuration comes from the environment (and `.env`), see `coherence_core.settings`. Every
+command logs through `coherence_core.logging` (JSON lines on stderr unless it is a terminal); the
+API and worker that `run` starts inherit its stderr and its environment, so they log the same way.
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ from pathlib import Path
 from types import FrameType
 
 from coherence_core import devstack
+from coherence_core.logging import configure_from_settings, get_logger
 from coherence_core.settings import Settings, get_settings
 
 ADMIN_TOKEN = "admin-token"
 SECRET_KEY = "secret-key"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+log = get_logger("coherence_core.cli")
+
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    log.info(message)
 
 
 def _state_dir(settings: Settings) -> Path:
@@ -248,21 +253,18 @@ def cmd_api(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers propagate to ours (configured in `main`)
+        access_log=False,  # coherence_api.request_log writes the access line, with the request id
     )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    import logging.config
-
-    from arq.logs import default_log_config
-
     from coherence_scoring.worker import create_worker
 
     settings = get_settings()
     _require(settings.database_url, "DATABASE_URL")
     _require(settings.redis_url, "REDIS_URL")
-    logging.config.dictConfig(default_log_config(verbose=settings.log_level == "debug"))
     create_worker(settings).run()
     return 0
 
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_from_settings(get_settings())
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

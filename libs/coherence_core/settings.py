@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
         default=24.0, ge=24.0, validation_alias="COHERENCE_IDEMPOTENCY_TTL_HOURS"
     )
     log_level: str = Field(default="info", validation_alias="COHERENCE_LOG_LEVEL")
+    #: `auto` (JSON lines unless stderr is a terminal), `json` or `console`.
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", validation_alias="COHERENCE_LOG_FORMAT"
+    )
 
     @property
     def owner_url(self) -> str | None:

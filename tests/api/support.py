@@ -11,10 +11,11 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI
 
-from coherence_core.db.session import create_engine
+from coherence_core.db.session import create_engine, create_sessionmaker
 from coherence_core.db.tenancy import system_sessionmaker
-from coherence_core.jobs import relay_outbox
+from coherence_core.outbox.relay import relay_outbox
 from coherence_core.settings import Settings
+from coherence_scoring.context import WorkerContext
 from coherence_scoring.worker import create_worker
 
 OPERATOR_TOKEN = "test-operator-" + secrets.token_hex(8)
@@ -76,6 +77,19 @@ async def run_scoring(app: FastAPI, settings: Settings, queue_name: str) -> int:
     finally:
         await worker.close()
     return relayed
+
+
+def worker_context(app: FastAPI, settings: Settings) -> WorkerContext:
+    """The scoring worker's context over the app's engine, to call a job directly."""
+    engine = app.state.coherence.engine
+    return WorkerContext(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        system_engine=engine,  # the jobs called directly do not sweep
+        system_sessionmaker=system_sessionmaker(engine, reason="tests: unused"),
+        secret_key="test-secret",
+    )
 
 
 async def fetch_all(

@@ -19,8 +19,16 @@ from coherence_core.synthetic import (
     to_units_payload,
 )
 from coherence_scoring.engine import ScoringSettings, score
-from coherence_scoring.jobs import score_round
-from tests.api.support import Org, fetch_all, new_org, open_round, put_units, run_scoring
+from coherence_scoring.score_round import score_round
+from tests.api.support import (
+    Org,
+    fetch_all,
+    new_org,
+    open_round,
+    put_units,
+    run_scoring,
+    worker_context,
+)
 from tests.reference.scoring import reference_score
 
 SMALL_UNITS = [
@@ -161,9 +169,7 @@ async def test_a_job_run_twice_leaves_identical_results(
     ).status_code == 202
     await run_scoring(app, settings, queue_name)
     # The job itself, called again directly, sees the round is up to date.
-    assert await score_round(
-        {"engine": app.state.coherence.engine, "secret_key": "test-secret"}, round_["id"], org.id
-    ) == ("up to date")
+    assert await score_round(worker_context(app, settings), round_["id"], org.id) == "up to date"
     second = await _result_tables(admin_engine, round_["id"])
     assert second == first
     got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()

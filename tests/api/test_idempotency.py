@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from coherence_api.idempotency import lock_id
+from coherence_api.idempotency.repository import lock_id
 from tests.api.support import Org, open_round, put_units
 
 UNITS = [{"external_id": "fin", "name": "Finance"}, {"external_id": "it", "name": "IT"}]
@@ -169,3 +169,26 @@ async def test_expired_claims_are_pruned_and_fresh_ones_kept(
             .all()
         )
     assert left == ["fresh"]
+
+
+async def test_replays_are_the_first_response_byte_for_byte(client: httpx.AsyncClient, org: Org):
+    await put_units(client, org, UNITS)
+    round_ = await open_round(client, org)
+    created = await client.post(
+        "/v1/api-keys", json={"name": "ci", "scopes": ["results:read"]}, headers=org.headers
+    )
+    writes = [
+        ("PUT", "/v1/units", {"units": UNITS}),
+        ("POST", "/v1/rounds", {"name": "Autumn"}),
+        ("POST", f"/v1/rounds/{round_['id']}/responses", batch("a")),
+        ("POST", f"/v1/rounds/{round_['id']}/close", None),
+        ("DELETE", f"/v1/api-keys/{created.json()['id']}", None),
+    ]
+    for number, (method, url, body) in enumerate(writes):
+        headers = {**org.headers, "Idempotency-Key": f"bytes-{number}"}
+        first = await client.request(method, url, json=body, headers=headers)
+        replay = await client.request(method, url, json=body, headers=headers)
+        assert first.status_code < 300, first.text
+        assert (replay.status_code, replay.content) == (first.status_code, first.content)
+        assert replay.headers.get("content-type") == first.headers.get("content-type")
+        assert replay.headers["idempotent-replayed"] == "true"

@@ -9,8 +9,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coherence_core.settings import Settings
-from coherence_scoring.jobs import round_lock_key, score_round
-from tests.api.support import Org, open_round, put_units
+from coherence_scoring.repository.rounds import round_lock_key
+from coherence_scoring.score_round import score_round
+from tests.api.support import Org, open_round, put_units, worker_context
 
 UNITS = [{"external_id": "fin", "name": "Finance"}]
 
@@ -74,25 +75,21 @@ async def test_the_rescoring_waits_for_the_debounce(
 
 
 async def test_one_scoring_of_a_round_at_a_time(
-    client: httpx.AsyncClient, org: Org, app, admin_engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, app, settings: Settings, admin_engine: AsyncEngine
 ):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
     engine = app.state.coherence.engine
+    context = worker_context(app, settings)
     async with engine.connect() as connection:
         await connection.execute(
             text("SELECT pg_advisory_lock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )
-        busy = await score_round(
-            {"engine": engine, "secret_key": "test-secret"}, round_["id"], org.id
-        )
+        busy = await score_round(context, round_["id"], org.id)
         assert busy == "busy: requeued"
         assert [job for job, _ in await _pending(admin_engine, round_["id"])] == ["score_round"]
         await connection.execute(
             text("SELECT pg_advisory_unlock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )
         await connection.commit()
-    assert (
-        await score_round({"engine": engine, "secret_key": "test-secret"}, round_["id"], org.id)
-        == "scored"
-    )
+    assert await score_round(context, round_["id"], org.id) == "scored"

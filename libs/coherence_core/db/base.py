@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, func
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING_CONVENTION = {
@@ -29,6 +30,18 @@ def utcnow_column() -> Mapped[datetime]:
     """A creation time set in Python (so it is known after a flush) with a server default."""
     return mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now(), nullable=False
+    )
+
+
+def status_column_type(enum: type[StrEnum]) -> Enum:
+    """A status stored as its value in a VARCHAR(16) (the migrations' column type, no CHECK),
+    read back as the enum member."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
     )
 
 

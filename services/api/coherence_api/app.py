@@ -12,9 +12,11 @@ from redis.asyncio import Redis
 
 from coherence_api import health
 from coherence_api.api_keys.endpoints import router as api_keys_router
-from coherence_api.errors import install_problem_handlers
+from coherence_api.errors import document_problems, install_problem_handlers
+from coherence_api.idempotency.dependencies import Replay
 from coherence_api.instruments.endpoints import router as instruments_router
 from coherence_api.organizations.endpoints import router as organizations_router
+from coherence_api.request_log import document_request_ids, install_request_log
 from coherence_api.responses.endpoints import router as responses_router
 from coherence_api.responses.schemas import ResponsesBatch
 from coherence_api.results.endpoints import NotModified
@@ -34,6 +36,10 @@ psychological safety — inside every unit and between every pair of units.
 Push units and responses in; read unit, tie and summary results out. Every published number
 describes at least the organisation's `min_group_size` people, also by differencing.
 Errors are RFC 9457 `application/problem+json`, with a JSON pointer per invalid field.
+
+Every request has an `X-Request-ID`: send your own (a UUID or 32 hex digits) or get a new one.
+It comes back in the `X-Request-ID` response header and as `request_id` in every problem body,
+and is on every line the service logs for that request: quote it when reporting a problem.
 """
 
 
@@ -87,10 +93,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_request_log(app)
 
     @app.exception_handler(NotModified)
     async def _not_modified(request: Request, exc: NotModified) -> Response:
         return Response(status_code=304, headers={"ETag": exc.etag})
+
+    @app.exception_handler(Replay)
+    async def _replay(request: Request, exc: Replay) -> Response:
+        return exc.response()
 
     for router in (
         health.router,
@@ -104,12 +115,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
 
-    _document_raw_bodies(app)
+    _complete_openapi(app)
     return app
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Endpoints that parse their body themselves reference schemas FastAPI does not see."""
+def _complete_openapi(app: FastAPI) -> None:
+    """What FastAPI does not see: bodies that endpoints parse themselves, problem bodies, and
+    the `X-Request-ID` header that middleware handles."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -120,6 +132,8 @@ def _document_raw_bodies(app: FastAPI) -> None:
         extra = ResponsesBatch.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(extra.pop("$defs", {}))
         components["ResponsesBatch"] = extra
+        document_problems(schema)
+        document_request_ids(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -9,21 +9,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coherence_api.api_keys.repository import ApiKeyRepository
 from coherence_api.errors import Forbidden, Unauthorized
+from coherence_api.scopes import ADMIN, RESPONSES_WRITE, RESULTS_READ
 from coherence_api.state import AppState
-from coherence_core.db.models import ApiKey, Organization
+from coherence_core.db.models import Organization
 from coherence_core.db.tenancy import bind_organization, present_api_key, unscoped
 from coherence_core.security import hash_api_key, tokens_match
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, or the operator token.")
-
-ADMIN = "admin"
-RESPONSES_WRITE = "responses:write"
-RESULTS_READ = "results:read"
-SCOPES = (ADMIN, RESPONSES_WRITE, RESULTS_READ)
 
 
 def get_state(request: Request) -> AppState:
@@ -61,14 +57,7 @@ async def get_caller(session: SessionDep, credentials: Credentials) -> Caller:
     key_hash = hash_api_key(credentials.credentials)
     unscoped(session, reason="API-key authentication: the organisation is not known yet")
     await present_api_key(session, key_hash)  # row-level security shows this one key
-    row = (
-        await session.execute(
-            select(ApiKey, Organization)
-            .join(Organization, Organization.id == ApiKey.organization_id)
-            .where(ApiKey.key_hash == key_hash)
-            .where(ApiKey.revoked_at.is_(None))
-        )
-    ).first()
+    row = await ApiKeyRepository(session).get_active_by_hash(key_hash=key_hash)
     await session.commit()  # the request's own transactions begin bound to the organisation
     if row is None:
         raise Unauthorized("The API key is not valid or has been revoked.")

@@ -1,12 +1,12 @@
 """RFC 9457 problem responses: every error leaves the service through here.
 
 Business errors are exceptions that carry their status; one handler renders them. Validation
-errors from FastAPI become the same 422 problem, with a JSON pointer per invalid field.
+errors from FastAPI become the same 422 problem, with a JSON pointer per invalid field. Every
+problem carries the request's `request_id` (the `X-Request-ID` header, see `request_log.py`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,7 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = logging.getLogger(__name__)
+from coherence_api.request_log import REQUEST_ID_HEADER, current_request_id
+from coherence_core.logging import get_logger
+
+log = get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://coherence.example/problems/"
@@ -46,7 +49,7 @@ class Problem(Exception):
         self.errors = list(errors) if errors is not None else None
         self.headers = headers
 
-    def body(self, instance: str | None = None) -> dict[str, Any]:
+    def body(self, instance: str | None = None, request_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": TYPE_BASE + self.type_slug,
             "title": self.title,
@@ -55,6 +58,8 @@ class Problem(Exception):
         }
         if instance:
             body["instance"] = instance
+        if request_id:
+            body["request_id"] = request_id
         if self.errors is not None:
             body["errors"] = self.errors[:MAX_ERRORS]
             if len(self.errors) > MAX_ERRORS:
@@ -104,7 +109,7 @@ class ServiceUnavailable(Problem):
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
     return JSONResponse(
-        problem.body(instance),
+        problem.body(instance, current_request_id()),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
         headers=problem.headers,
@@ -167,5 +172,71 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(Problem("An unexpected error occurred."), request)
+        # Starlette calls this outside every middleware, so the request id middleware cannot
+        # add its header to this response: it is set here.
+        request_id = current_request_id()
+        log.exception(
+            "http.unhandled_error",
+            method=request.method,
+            path=request.url.path,
+            request_id=request_id,
+        )
+        problem = Problem(
+            "An unexpected error occurred.", headers={REQUEST_ID_HEADER: request_id or ""}
+        )
+        return problem_response(problem, request)
+
+
+#: The OpenAPI schema of every error body.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "An RFC 9457 problem (`application/problem+json`): every error is one.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The path of the request."},
+        "request_id": {
+            "type": "string",
+            "description": "The request's `X-Request-ID` (yours, or the one the service gave "
+            "it): quote it when asking about this error.",
+        },
+        "errors": {
+            "type": "array",
+            "description": "Every invalid field: a JSON `pointer` (with a `line` for NDJSON, "
+            "a `line` and `column` for CSV) or a query/path/header `parameter`.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "pointer": {"type": "string"},
+                    "parameter": {"type": "string"},
+                    "line": {"type": "integer"},
+                    "column": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+                "required": ["detail"],
+            },
+        },
+        "errors_truncated": {"type": "integer", "description": "Errors left out of `errors`."},
+    },
+}
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """Error responses (4xx, 5xx) are documented as problems, in place of FastAPI's default
+    `HTTPValidationError`, which this service never sends."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] in ("4", "5"):
+                    response["content"] = content
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)

@@ -15,13 +15,13 @@ import hmac
 import io
 import json
 import uuid
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import orjson
 import polars as pl
 
-from coherence_core.db.bulk import copy_to_table
 from coherence_core.instruments import InstrumentDefinition
 from coherence_scoring.engine import (
     TIE_SCORES_SCHEMA,
@@ -32,8 +32,16 @@ from coherence_scoring.engine import (
     ScoringSettings,
 )
 from coherence_scoring.loading import RoundInputs, load_round
+from coherence_scoring.repository.inputs import InputRepository
+from coherence_scoring.repository.ledger import LedgerRepository
+from coherence_scoring.repository.results import ResultRepository
 
-PREVIEW, FINAL = "preview", "final"
+
+class PublicationKind(StrEnum):
+    #: an open round's results: perturbed
+    PREVIEW = "preview"
+    #: a closed round's results: exact, kept for good
+    FINAL = "final"
 
 
 def preview_noise_key(secret: str, round_id: uuid.UUID) -> int:
@@ -48,12 +56,7 @@ async def respondent_keys(
 ) -> dict[int, bytes]:
     """respondent id → a 16-byte key of the respondent's pseudonym and exact submission (every
     answer: target unit by external id, item key, value or "don't know")."""
-    hashes = {
-        row["id"]: bytes(row["respondent_hash"])
-        for row in await connection.fetch(
-            "SELECT id, respondent_hash FROM respondent WHERE round_id = $1", round_id
-        )
-    }
+    hashes = await InputRepository(connection).respondent_hashes(round_id=round_id)
     item_keys = [item.key for _, item in instrument.items]
     external = inputs.units["external_id"].to_list()
     answers = inputs.answers
@@ -114,30 +117,13 @@ async def linked_finals(
     if not keys:
         return []
     by_key = {key: respondent for respondent, key in keys.items()}
-    rows = await connection.fetch(
-        """
-        SELECT pr.publication_id, pr.respondent_key
-        FROM publication_respondent pr JOIN publication p ON p.id = pr.publication_id
-        WHERE pr.organization_id = $1 AND p.kind = 'final' AND pr.respondent_key = ANY($2)
-        ORDER BY pr.publication_id
-        """,
-        organization_id,
-        list(by_key),
+    ledger = LedgerRepository(connection)
+    shared = await ledger.holding(
+        organization_id=organization_id, kind=PublicationKind.FINAL.value, keys=list(by_key)
     )
-    shared: dict[int, list[bytes]] = {}
-    for row in rows:
-        shared.setdefault(row["publication_id"], []).append(bytes(row["respondent_key"]))
     if not shared:
         return []
-    facts = await connection.fetch(
-        """
-        SELECT p.id, p.round_id, p.min_group_size, p.method_version,
-               (SELECT count(*) FROM publication_respondent a WHERE a.publication_id = p.id)
-                   AS respondents
-        FROM publication p WHERE p.id = ANY($1)
-        """,
-        list(shared),
-    )
+    facts = await ledger.facts(publication_ids=list(shared))
     everyone = len(by_key)
     repeats = {
         f["id"]
@@ -157,11 +143,7 @@ async def linked_finals(
 async def _load_publication(
     connection: Any, publication_id: int, shared_keys: list[bytes], here_by_key: dict[bytes, int]
 ) -> LinkedPublication:
-    publication = await connection.fetchrow(
-        "SELECT p.round_id, p.run_id, p.min_group_size, p.summary, r.instrument "
-        "FROM publication p JOIN round r ON r.id = p.round_id WHERE p.id = $1",
-        publication_id,
-    )
+    publication = await LedgerRepository(connection).get(publication_id=publication_id)
     round_id = publication["round_id"]
     inputs = await load_round(connection, round_id)
     instrument = InstrumentDefinition.model_validate(_json(publication["instrument"]))
@@ -204,14 +186,10 @@ async def _frame(
     connection: Any, table: str, columns: list[str], round_id: uuid.UUID, run_id: int
 ) -> pl.DataFrame:
     """A published run's rows of ``table``: its keys and whether each was suppressed."""
-    rows = await connection.fetch(
-        f"SELECT {', '.join(columns)} FROM {table} WHERE round_id = $1 AND run_id = $2",
-        round_id,
-        run_id,
+    rows = await ResultRepository(connection).published_rows(
+        table=table, columns=columns, round_id=round_id, run_id=run_id
     )
-    return pl.DataFrame(
-        [tuple(r) for r in rows], schema={c: _SCHEMAS[c] for c in columns}, orient="row"
-    )
+    return pl.DataFrame(rows, schema={c: _SCHEMAS[c] for c in columns}, orient="row")
 
 
 def _json(value: Any) -> Any:
@@ -248,32 +226,25 @@ async def record_publication(
     units, ties = result.unit_scores, result.tie_scores
     suppressed = int(units["suppressed"].sum()) + int(ties["suppressed"].sum())
     summary = orjson.dumps(result.summary, option=orjson.OPT_SERIALIZE_NUMPY)
-    publication_id: int = await connection.fetchval(
-        """
-        INSERT INTO publication (organization_id, round_id, run_id, kind, input_version,
-            method_version, min_group_size, published_at, rows_published, rows_suppressed,
-            digest, summary, linked)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10, $11::jsonb, $12::jsonb)
-        RETURNING id
-        """,
-        organization_id,
-        round_id,
-        run_id,
-        PREVIEW if result.preview else FINAL,
-        input_version,
-        method_version,
-        settings.min_group_size,
-        units.height + ties.height - suppressed,
-        suppressed,
-        content_digest,
-        summary.decode(),
-        json.dumps(linked),
+    ledger = LedgerRepository(connection)
+    publication_id = await ledger.add(
+        organization_id=organization_id,
+        round_id=round_id,
+        run_id=run_id,
+        kind=(PublicationKind.PREVIEW if result.preview else PublicationKind.FINAL).value,
+        input_version=input_version,
+        method_version=method_version,
+        min_group_size=settings.min_group_size,
+        rows_published=units.height + ties.height - suppressed,
+        rows_suppressed=suppressed,
+        digest=content_digest,
+        summary=summary.decode(),
+        linked=linked,
     )
     if not result.preview and keys:
-        await copy_to_table(
-            connection,
-            "publication_respondent",
-            records=[(publication_id, key, organization_id) for key in sorted(set(keys.values()))],
-            columns=["publication_id", "respondent_key", "organization_id"],
+        await ledger.add_respondents(
+            organization_id=organization_id,
+            publication_id=publication_id,
+            keys=sorted(set(keys.values())),
         )
     return publication_id

@@ -1,7 +1,8 @@
 """Loading a round's inputs for the engine: binary COPY straight into numpy, then polars.
 
-Answers are read as fixed-width binary COPY rows (nulls mapped to sentinels in the query), so the
-whole result parses with one `numpy.frombuffer` — close to the cost of the COPY itself.
+Answers are read as fixed-width binary COPY rows (nulls mapped to sentinels in the query,
+`repository.inputs`), so the whole result parses with one `numpy.frombuffer` — close to the cost
+of the COPY itself.
 """
 
 from __future__ import annotations
@@ -16,15 +17,9 @@ import polars as pl
 
 from coherence_core.db.models.surveys import NO_TARGET
 from coherence_scoring.engine.types import ANSWERS_SCHEMA, RESPONDENTS_SCHEMA, UNITS_SCHEMA
+from coherence_scoring.repository.inputs import NULL_VALUE, InputRepository
 
 _HEADER = 11 + 4 + 4  # signature, flags, header-extension length (always 0 from Postgres)
-_NULL_VALUE = -32768
-
-ANSWERS_QUERY = (
-    "SELECT respondent_id, target_idx, item_idx, COALESCE(value, -32768)::int2 "
-    "FROM answer WHERE round_id = $1"
-)
-RESPONDENTS_QUERY = "SELECT id, unit_idx FROM respondent WHERE round_id = $1"
 
 _ANSWER_ROW = np.dtype(
     [
@@ -52,17 +47,6 @@ def parse_binary_copy(data: bytes, row: np.dtype) -> np.ndarray:
     return np.frombuffer(body, dtype=row)
 
 
-async def copy_query(connection: Any, query: str, *args: Any) -> bytes:
-    """`COPY (query) TO STDOUT (FORMAT binary)`, collected in memory."""
-    chunks: list[bytes] = []
-
-    async def sink(chunk: bytes) -> None:
-        chunks.append(chunk)
-
-    await connection.copy_from_query(query, *args, output=sink, format="binary")
-    return b"".join(chunks)
-
-
 def answers_frame(data: bytes) -> pl.DataFrame:
     rows = parse_binary_copy(data, _ANSWER_ROW)
     frame = pl.DataFrame(
@@ -76,7 +60,7 @@ def answers_frame(data: bytes) -> pl.DataFrame:
     )
     return frame.with_columns(
         pl.col("target").replace(NO_TARGET, None),
-        pl.col("value").replace(_NULL_VALUE, None),
+        pl.col("value").replace(NULL_VALUE, None),
     )
 
 
@@ -98,17 +82,12 @@ class RoundInputs:
 
 async def load_round(connection: Any, round_id: uuid.UUID) -> RoundInputs:
     """Everything the engine needs, read in one REPEATABLE READ snapshot."""
+    inputs = InputRepository(connection)
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        version = await connection.fetchval(
-            "SELECT input_version FROM round WHERE id = $1", round_id
-        )
-        unit_rows = await connection.fetch(
-            "SELECT idx, external_id, parent_idx, headcount FROM round_unit "
-            "WHERE round_id = $1 ORDER BY idx",
-            round_id,
-        )
-        respondents = await copy_query(connection, RESPONDENTS_QUERY, round_id)
-        answers = await copy_query(connection, ANSWERS_QUERY, round_id)
+        version = await inputs.input_version(round_id=round_id)
+        unit_rows = await inputs.units(round_id=round_id)
+        respondents = await inputs.copy_respondents(round_id=round_id)
+        answers = await inputs.copy_answers(round_id=round_id)
     units = pl.DataFrame(
         {
             "unit": [r["idx"] for r in unit_rows],

@@ -1,74 +1,70 @@
-"""The arq worker: settings, lifecycle (engine, outbox relay) and the job registry."""
+"""The arq worker: the job registry, and the lifecycle around it (context, outbox relay).
+
+`coherence worker` is the one way to start it (`create_worker(settings).run()`); tests run the
+same worker in burst mode. Each job receives the `WorkerContext` built at startup.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import structlog
 from arq import Worker, cron, func
 from arq.connections import RedisSettings
+from arq.typing import WorkerCoroutine
 
 from coherence_core.db.roles import check_application_role, check_sweeping_role
-from coherence_core.db.session import create_engine, create_sessionmaker
-from coherence_core.db.tenancy import system_sessionmaker
-from coherence_core.jobs import DEFAULT_QUEUE, SCORE_ROUND, relay_outbox
+from coherence_core.outbox.contract import DEFAULT_QUEUE, SCORE_ROUND
+from coherence_core.outbox.relay import relay_outbox
 from coherence_core.settings import Settings, get_settings
-from coherence_scoring.jobs import score_round
+from coherence_scoring.context import WorkerContext
 from coherence_scoring.maintenance import prune_expired
+from coherence_scoring.score_round import score_round
 
 log = logging.getLogger(__name__)
 
-FUNCTIONS = [func(score_round, name=SCORE_ROUND, timeout=900, max_tries=5, keep_result=3600)]
-CRON_JOBS = [cron(prune_expired, minute={0, 15, 30, 45}, run_at_startup=True, unique=True)]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Where startup keeps the context in arq's own per-worker `ctx` dict.
+CONTEXT = "coherence"
 
 
-async def _relay_forever(ctx: dict[str, Any], interval: float) -> None:
+def with_context(job: Callable[Concatenate[WorkerContext, P], Awaitable[R]]) -> WorkerCoroutine:
+    """`job(context, ...)` as arq calls jobs: `job(ctx, ...)`, with arq's ctx dict; the job's
+    log lines carry arq's job id."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[Any, Any], *args: P.args, **kwargs: P.kwargs) -> R:
+        with structlog.contextvars.bound_contextvars(job_id=ctx.get("job_id")):
+            return await job(ctx[CONTEXT], *args, **kwargs)
+
+    return run
+
+
+FUNCTIONS = [
+    func(with_context(score_round), name=SCORE_ROUND, timeout=900, max_tries=5, keep_result=3600)
+]
+CRON_JOBS = [
+    cron(with_context(prune_expired), minute={0, 15, 30, 45}, run_at_startup=True, unique=True)
+]
+
+
+async def _relay_forever(
+    context: WorkerContext, redis: Any, queue_name: str, interval: float
+) -> None:
     while True:
         try:
-            while await relay_outbox(
-                ctx["system_sessionmaker"], ctx["redis"], queue_name=ctx["queue_name"]
-            ):
+            while await relay_outbox(context.system_sessionmaker, redis, queue_name=queue_name):
                 pass
         except Exception:
             log.exception("outbox relay sweep failed; retrying")
         await asyncio.sleep(interval)
-
-
-def _lifecycle(settings: Settings, queue_name: str, relay: bool) -> tuple[Any, Any]:
-    async def startup(ctx: dict[str, Any]) -> None:
-        assert settings.database_url
-        if not settings.secret_key:
-            raise RuntimeError("COHERENCE_SECRET_KEY must be set (`coherence run` sets it).")
-        ctx["secret_key"] = settings.secret_key
-        ctx["engine"] = create_engine(settings.database_url, pool_size=4)
-        ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
-        # The outbox relay and the expiry cron cross organisations: the owner's role.
-        assert settings.owner_url
-        ctx["system_engine"] = create_engine(settings.owner_url, pool_size=2)
-        ctx["system_sessionmaker"] = system_sessionmaker(
-            ctx["system_engine"], reason="worker: outbox relay across organisations"
-        )
-        await check_application_role(ctx["engine"])
-        await check_sweeping_role(ctx["system_engine"])
-        ctx["queue_name"] = queue_name
-        ctx["idempotency_ttl_hours"] = settings.idempotency_ttl_hours
-        if relay:
-            ctx["relay_task"] = asyncio.create_task(_relay_forever(ctx, settings.relay_interval))
-
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        task = ctx.get("relay_task")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for engine in ("engine", "system_engine"):
-            if engine in ctx:
-                await ctx[engine].dispose()
-
-    return startup, shutdown
 
 
 def create_worker(
@@ -82,7 +78,26 @@ def create_worker(
     settings = settings or get_settings()
     if not settings.database_url or not settings.redis_url:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`coherence run` sets both).")
-    startup, shutdown = _lifecycle(settings, queue_name, relay)
+    relay_task: asyncio.Task[None] | None = None
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        nonlocal relay_task
+        context = ctx[CONTEXT] = WorkerContext.open(settings)
+        await check_application_role(context.engine)  # warns unless row-level security holds
+        await check_sweeping_role(context.system_engine)
+        if relay:
+            relay_task = asyncio.create_task(
+                _relay_forever(context, ctx["redis"], queue_name, settings.relay_interval)
+            )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        if CONTEXT in ctx:
+            await ctx[CONTEXT].close()
+
     return Worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
@@ -94,29 +109,3 @@ def create_worker(
         handle_signals=overrides.pop("handle_signals", True),
         **overrides,
     )
-
-
-class WorkerSettings:
-    """For `arq coherence_scoring.worker.WorkerSettings`; `coherence worker` is the usual way."""
-
-    functions = FUNCTIONS
-    cron_jobs = CRON_JOBS
-    queue_name = DEFAULT_QUEUE
-    redis_settings = (
-        RedisSettings.from_dsn(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None
-    )
-    max_jobs = 4
-
-    @staticmethod
-    async def on_startup(ctx: dict[str, Any]) -> None:
-        await _lifecycle(get_settings(), DEFAULT_QUEUE, True)[0](ctx)
-
-    @staticmethod
-    async def on_shutdown(ctx: dict[str, Any]) -> None:
-        await _lifecycle(get_settings(), DEFAULT_QUEUE, True)[1](ctx)
-
-
-def run() -> None:
-    """Run one worker until SIGINT/SIGTERM."""
-    logging.basicConfig(level=get_settings().log_level.upper())
-    create_worker().run()

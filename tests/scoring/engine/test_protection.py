@@ -422,8 +422,9 @@ def test_a_roll_up_does_not_isolate_a_column_rater() -> None:
 
 def test_a_roll_up_internal_row_does_not_isolate_a_sibling_rater() -> None:
     """As above, and a's own 3 people rate a (value 3): P's roll-up internal row is R[a,a] +
-    R[b,a]. The engine publishes it (4 people: (3·3 + 1) / 4 = 2.5, no second moments) and
-    hides R[a,a] (with a's internal row, the same cells) and a's incoming column."""
+    R[b,a], so P's roll-up and R[a,a] cannot both be published. The engine keeps R[a,a] (a's
+    internal row, 3 people, mean 3) and hides P's roll-up rows, a's incoming column and R[x,a]:
+    what remains hidden is R[x,a] + R[b,a] (6 people, known only through the organisation mean)."""
     rnd = Round()
     rnd.unit("P")
     rnd.unit("a", "P")
@@ -435,11 +436,11 @@ def test_a_roll_up_internal_row_does_not_isolate_a_sibling_rater() -> None:
     inp = rnd.inputs()
     result = score(inp)
 
-    internal = unit_row(result, "P", RC_SCALE, "internal", rollup=True)
-    assert status(internal) == PUBLISHED
-    assert (internal["n"], internal["mean"], internal["sd"]) == (4, 2.5, None)
-    assert status(tie_row(result, "a", "a")) == COMPLEMENTARY
-    assert status(unit_row(result, "a", RC_SCALE, "internal")) == COMPLEMENTARY
+    assert status(unit_row(result, "P", RC_SCALE, "internal", rollup=True)) == COMPLEMENTARY
+    internal = unit_row(result, "a", RC_SCALE, "internal")
+    assert status(internal) == PUBLISHED and (internal["n"], internal["mean"]) == (3, 3.0)
+    assert status(tie_row(result, "a", "a")) == PUBLISHED
+    assert status(tie_row(result, "x", "a")) == COMPLEMENTARY
     assert status(unit_row(result, "a", RC_SCALE, "incoming")) == COMPLEMENTARY
     assert lone_range(inp, result, lone, RowKey.tie("b", "a", RC_SCALE)) == (1.0, 5.0)
     assert_private([(inp, result)])
@@ -641,7 +642,7 @@ def test_protection_audit_accepts_the_repair_and_rejects_a_known_leak(
     seen = capture_protection(monkeypatch)
     inp = incoming_column_input()
     score(inp)
-    structure = {name: seen[name] for name in ("cells", "members", "own_row", "k", "earlier")}
+    structure = {name: seen[name] for name in ("cells", "incidence", "own_row", "k", "earlier")}
     rows = seen["rows"]
     found = engine_protection.audit(published=seen["result"].published, **structure)
     assert found.safe.all()

@@ -1,7 +1,8 @@
 """All tables, by domain. Importing this package registers every table on `Base.metadata`."""
 
-from coherence_core.db.models.jobs import IdempotencyKey, Outbox
+from coherence_core.db.models.idempotency import IdempotencyKey
 from coherence_core.db.models.organizations import ApiKey, Organization
+from coherence_core.db.models.outbox import Outbox
 from coherence_core.db.models.results import (
     Publication,
     PublicationRespondent,

@@ -31,7 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coherence_core.db.base import Base, TenantOwned
+from coherence_core.db.base import Base, TenantOwned, status_column_type
+from coherence_core.lifecycle import ScoringStatus
 
 
 class ScoringRun(TenantOwned, Base):
@@ -45,7 +46,8 @@ class ScoringRun(TenantOwned, Base):
     input_version: Mapped[int] = mapped_column(BigInteger)
     method_version: Mapped[str] = mapped_column(String(64))
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16))
+    #: `running`, then `scored` or `failed`
+    status: Mapped[ScoringStatus] = mapped_column(status_column_type(ScoringStatus))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)

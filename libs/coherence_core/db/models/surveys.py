@@ -23,7 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coherence_core.db.base import Base, TenantOwned, utcnow_column
+from coherence_core.db.base import Base, TenantOwned, status_column_type, utcnow_column
+from coherence_core.lifecycle import RoundStatus, ScoringStatus
 
 #: `answer.target_idx` for items asked once (not about a target unit).
 NO_TARGET = -1
@@ -67,10 +68,14 @@ class Round(TenantOwned, Base):
     instrument_key: Mapped[str] = mapped_column(String(64))
     #: The instrument definition as it was when the round opened.
     instrument: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[RoundStatus] = mapped_column(
+        status_column_type(RoundStatus), default=RoundStatus.OPEN
+    )
     respondents: Mapped[int] = mapped_column(Integer, default=0)
     input_version: Mapped[int] = mapped_column(BigInteger, default=0)
-    scoring_status: Mapped[str] = mapped_column(String(16), default="pending")
+    scoring_status: Mapped[ScoringStatus] = mapped_column(
+        status_column_type(ScoringStatus), default=ScoringStatus.PENDING
+    )
     scored_version: Mapped[int | None] = mapped_column(BigInteger)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     scoring_error: Mapped[str | None] = mapped_column(Text)

@@ -7,40 +7,33 @@ from fastapi import APIRouter, Response
 from coherence_api.api_keys import service
 from coherence_api.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from coherence_api.deps import AdminCaller, SessionDep
-from coherence_api.idempotency import IdempotencyDep
+from coherence_api.idempotency.dependencies import IdempotencyDep
 from coherence_api.pagination import Page, PagingDep
+from coherence_api.transactions import WriteRoute
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], route_class=WriteRoute)
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated, summary="Create an API key")
 async def create_api_key(
     body: ApiKeyCreate, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
-) -> Response:
+) -> ApiKeyCreated:
     """Creates a key for the caller's organisation. The key is in the response once, never again."""
-    if replay := await idempotency.claim():
-        return replay
-    created = await service.create(
+    return await service.create(
         session, organization_id=caller.organization_id, name=body.name, scopes=body.scopes
     )
-    return await idempotency.respond(created, 201)
 
 
 @router.get("", response_model=Page[ApiKeyOut], summary="List API keys")
 async def list_api_keys(
     caller: AdminCaller, session: SessionDep, paging: PagingDep
 ) -> Page[ApiKeyOut]:
-    after = paging.after(lambda p: uuid.UUID(p[0]))
-    rows = await service.list_page(session, after=after, limit=paging.limit)
-    items = [ApiKeyOut.model_validate(r) for r in rows]
-    return paging.page(items, lambda k: [str(k.id)])
+    rows = await service.list_page(session, page=paging.asked)
+    return paging.page([ApiKeyOut.model_validate(r) for r in rows.items], rows.next_cursor)
 
 
-@router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
+@router.delete("/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key")
 async def revoke_api_key(
     key_id: uuid.UUID, caller: AdminCaller, session: SessionDep, idempotency: IdempotencyDep
-) -> Response:
-    if replay := await idempotency.claim():
-        return replay
+) -> None:
     await service.revoke(session, key_id=key_id)
-    return await idempotency.respond(None, 204)

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from coherence_api.deps import SCOPES
+from coherence_api.scopes import SCOPES
 
 
 class ApiKeyCreate(BaseModel):

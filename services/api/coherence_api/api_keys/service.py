@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coherence_api.api_keys.repository import ApiKeyRepository
 from coherence_api.api_keys.schemas import ApiKeyCreated
 from coherence_api.errors import NotFound
+from coherence_api.pagination import PageRequest, Rows
 from coherence_core.db.models import ApiKey
 from coherence_core.security import new_api_key
 
@@ -17,24 +18,19 @@ async def create(
     session: AsyncSession, *, organization_id: uuid.UUID, name: str, scopes: list[str]
 ) -> ApiKeyCreated:
     key, prefix, key_hash = new_api_key()
-    row = ApiKey(
+    row = await ApiKeyRepository(session).add(
         organization_id=organization_id, name=name, prefix=prefix, key_hash=key_hash, scopes=scopes
     )
-    session.add(row)
-    await session.flush()
     return ApiKeyCreated(id=row.id, name=name, key=key, scopes=scopes)
 
 
-async def list_page(session: AsyncSession, *, after: uuid.UUID | None, limit: int) -> list[ApiKey]:
-    statement = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
-    if after is not None:
-        statement = statement.where(ApiKey.id > after)
-    return list((await session.scalars(statement)).all())
+async def list_page(session: AsyncSession, *, page: PageRequest) -> Rows[ApiKey]:
+    return await ApiKeyRepository(session).page(page=page)
 
 
 async def revoke(session: AsyncSession, *, key_id: uuid.UUID) -> None:
-    row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id))
+    repository = ApiKeyRepository(session)
+    row = await repository.get(key_id=key_id)
     if row is None:
         raise NotFound(f"No API key {key_id}.")
-    if row.revoked_at is None:
-        row.revoked_at = func.now()
+    repository.revoke(row)

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from coherence_api.deps import AdminCaller, AnyCaller, SessionDep
-from coherence_api.idempotency import IdempotencyDep
+from coherence_api.idempotency.dependencies import IdempotencyDep
 from coherence_api.instruments import service
+from coherence_api.transactions import WriteRoute
 from coherence_core.instruments import InstrumentDefinition
 
-router = APIRouter(prefix="/v1/instruments", tags=["instruments"])
+router = APIRouter(prefix="/v1/instruments", tags=["instruments"], route_class=WriteRoute)
 
 
 def _out(definition: InstrumentDefinition) -> dict[str, Any]:
@@ -35,12 +36,7 @@ async def create_instrument(
     caller: AdminCaller,
     session: SessionDep,
     idempotency: IdempotencyDep,
-) -> Response:
+) -> InstrumentDefinition:
     """Scales (targeting `unit` or `self`), subscales, items, response range, reversal, recode
     maps and texts per locale. Validated whole; instruments are immutable once created."""
-    if replay := await idempotency.claim():
-        return replay
-    definition = await service.create(
-        session, organization_id=caller.organization_id, definition=body
-    )
-    return await idempotency.respond(definition, 201)
+    return await service.create(session, organization_id=caller.organization_id, definition=body)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.errors import Conflict, NotFound
-from coherence_core.db.models import Instrument
+from coherence_api.instruments.repository import InstrumentRepository
 from coherence_core.instruments import (
     BUILTIN_KEYS,
     InstrumentDefinition,
@@ -21,14 +20,14 @@ from coherence_core.instruments import (
 async def get(session: AsyncSession, *, key: str) -> InstrumentDefinition:
     if key in BUILTIN_KEYS:
         return builtin_instrument(key)
-    row = await session.scalar(select(Instrument).where(Instrument.key == key))
+    row = await InstrumentRepository(session).get(key=key)
     if row is None:
         raise NotFound(f"No instrument '{key}'.")
     return InstrumentDefinition.model_validate(row.definition)
 
 
 async def list_all(session: AsyncSession) -> list[InstrumentDefinition]:
-    rows = (await session.scalars(select(Instrument).order_by(Instrument.key))).all()
+    rows = await InstrumentRepository(session).all()
     return builtin_instruments() + [InstrumentDefinition.model_validate(r.definition) for r in rows]
 
 
@@ -37,15 +36,12 @@ async def create(
 ) -> InstrumentDefinition:
     if definition.key in BUILTIN_KEYS:
         raise Conflict(f"'{definition.key}' is a built-in instrument; choose another key.")
-    session.add(
-        Instrument(
+    try:
+        await InstrumentRepository(session).add(
             organization_id=organization_id,
             key=definition.key,
             definition=definition.model_dump(mode="json"),
         )
-    )
-    try:
-        await session.flush()
     except IntegrityError:
         raise Conflict(
             f"An instrument '{definition.key}' exists already; instruments are immutable, "

@@ -1,15 +1,42 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request
 
-from coherence_api.deps import SessionDep, StateDep, WriterCaller
-from coherence_api.idempotency import IdempotencyDep
+from coherence_api.deps import AnyCaller, SessionDep, StateDep, WriterCaller
+from coherence_api.idempotency.dependencies import (
+    Idempotency,
+    KeyHeader,
+    start_idempotent_write,
+)
 from coherence_api.responses import parsing, service
 from coherence_api.responses.schemas import ResponsesAccepted
+from coherence_api.transactions import WriteRoute
 
-router = APIRouter(prefix="/v1/rounds", tags=["responses"])
+router = APIRouter(prefix="/v1/rounds", tags=["responses"], route_class=WriteRoute)
+
+
+async def batch_body(request: Request, state: StateDep) -> bytes:
+    """The body, refused (413) as soon as it exceeds the limit, without buffering more."""
+    return await parsing.read_body(request, max_bytes=state.settings.max_body_bytes)
+
+
+BatchBody = Annotated[bytes, Depends(batch_body)]
+
+
+async def batch_idempotency(
+    request: Request,
+    session: SessionDep,
+    caller: AnyCaller,
+    body: BatchBody,
+    idempotency_key: KeyHeader = None,
+) -> Idempotency:
+    return await start_idempotent_write(
+        request, session=session, caller=caller, key=idempotency_key, body=body
+    )
+
 
 _BODY_DOC = {
     "requestBody": {
@@ -49,8 +76,9 @@ async def submit_responses(
     caller: WriterCaller,
     session: SessionDep,
     state: StateDep,
-    idempotency: IdempotencyDep,
-) -> Response:
+    idempotency: Annotated[Idempotency, Depends(batch_idempotency)],
+    body: BatchBody,
+) -> ResponsesAccepted:
     """Validates the whole batch against the round's instrument and frozen units, then stores
     it atomically: either every response is stored or none is.
 
@@ -67,16 +95,11 @@ async def submit_responses(
     (`COHERENCE_MAX_BODY_BYTES`, 32 MiB by default; 413) and `COHERENCE_MAX_BATCH_RESPONSES`
     (5,000 by default; 422). Send `Idempotency-Key` to make retries safe."""
     settings = state.settings
-    body = await parsing.read_body(request, max_bytes=settings.max_body_bytes)
-    replay = await idempotency.claim(body)
-    if replay is not None:
-        return replay
     raws = parsing.parse_batch(request, body, max_responses=settings.max_batch_responses)
-    result = await service.accept_batch(
+    return await service.accept_batch(
         session,
         round_id=round_id,
         raws=raws,
         hasher=state.hasher,
         rescore_delay=settings.rescore_debounce,
     )
-    return await idempotency.respond(result)

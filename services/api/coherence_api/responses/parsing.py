@@ -15,6 +15,7 @@ import orjson
 from fastapi import Request
 
 from coherence_api.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, pointer
+from coherence_api.responses.schemas import BATCH_FIELDS
 from coherence_api.responses.validation import Locator, RawResponse, json_locator
 
 JSON = "application/json"
@@ -63,7 +64,7 @@ def parse_json_batch(body: bytes, *, max_responses: int) -> list[RawResponse]:
             "The body must be an object with a 'responses' array.",
             errors=[{"pointer": "/responses", "detail": "required: an array of responses"}],
         )
-    extra = [k for k in document if k != "responses"]
+    extra = [k for k in document if k not in BATCH_FIELDS]
     if extra:
         raise InvalidInput(
             "Unknown fields in the body.",

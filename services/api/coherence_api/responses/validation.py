@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from coherence_api.responses.schemas import MAX_RESPONDENT_ID_LENGTH, RESPONSE_FIELDS
 from coherence_core.db.models.surveys import NO_TARGET
 from coherence_core.instruments import InstrumentDefinition
 
-MAX_RESPONDENT_ID_LENGTH = 255
 Locator = Callable[..., dict[str, Any]]
 
 
@@ -154,7 +154,7 @@ def _check_response(
         errors.add(locate(), "must be an object with respondent, unit, answers and about")
         return None
     before = len(errors.errors)
-    for key in data.keys() - {"respondent", "unit", "answers", "about"}:
+    for key in data.keys() - RESPONSE_FIELDS:
         errors.add(locate(key), "unknown field")
     respondent = data.get("respondent")
     if not isinstance(respondent, str) or not respondent.strip():

@@ -7,37 +7,16 @@ a change is published only where both rows are, so nothing beyond published rows
 from __future__ import annotations
 
 import math
-import uuid
 
-from pydantic import BaseModel, Field
 from scipy import stats
-from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.errors import Conflict
-from coherence_api.results.schemas import Perspective, SuppressionReason
+from coherence_api.results.schemas import ChangeOut
 from coherence_core.db.models import UnitScore
 
 
 class NotComparable(Conflict):
     title, type_slug = "Rounds not comparable", "not-comparable"
-
-
-class ChangeOut(BaseModel):
-    unit: str
-    scale: str
-    measure: str
-    perspective: Perspective
-    rollup: bool
-    mean: float | None
-    earlier_mean: float | None
-    difference: float | None = Field(description="`mean − earlier_mean`.")
-    p_value: float | None = Field(
-        description="Welch's two-sided t-test from the two published rows' mean, sd and n; "
-        "null when either sd is not published."
-    )
-    suppressed: bool
-    suppression_reason: SuppressionReason | None
 
 
 def welch_p(n1: int, m1: float, s1: float, n2: int, m2: float, s2: float) -> float | None:
@@ -81,34 +60,3 @@ def change_of(later: UnitScore, earlier: UnitScore) -> ChangeOut:
         suppressed=False,
         suppression_reason=None,
     )
-
-
-async def changes(
-    session: AsyncSession,
-    *,
-    later: tuple[uuid.UUID, int],
-    earlier: tuple[uuid.UUID, int],
-    filters: dict[str, object],
-) -> list[ChangeOut]:
-    """One row per unit row of the `later` (round, run) that has a counterpart (same unit
-    external id, scale, measure, perspective and roll-up flag) in the `earlier` one."""
-
-    def rows(of: tuple[uuid.UUID, int]) -> Select[UnitScore]:
-        statement = select(UnitScore).where(UnitScore.round_id == of[0], UnitScore.run_id == of[1])
-        for column, value in filters.items():
-            if value is not None:
-                statement = statement.where(getattr(UnitScore, column) == value)
-        return statement
-
-    later_rows = (await session.scalars(rows(later))).all()
-    earlier_rows = {
-        (r.unit, r.scale, r.measure, r.perspective, r.rollup): r
-        for r in (await session.scalars(rows(earlier))).all()
-    }
-    out = []
-    for row in later_rows:
-        match = earlier_rows.get((row.unit, row.scale, row.measure, row.perspective, row.rollup))
-        if match is not None:
-            out.append(change_of(row, match))
-    out.sort(key=lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup))
-    return out

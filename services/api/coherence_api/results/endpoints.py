@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from coherence_api.deps import ReaderCaller, SessionDep
 from coherence_api.pagination import PagingDep
-from coherence_api.results import changes, network, service
-from coherence_api.results.changes import ChangeOut
+from coherence_api.results import service
 from coherence_api.results.schemas import (
+    ChangeOut,
+    Network,
     Perspective,
     ResultsPage,
     SummaryOut,
@@ -51,7 +52,7 @@ async def get_summary(
     request: Request,
     response: Response,
 ) -> SummaryOut:
-    _, summary = await service.scored_round(session, round_id=round_id)
+    summary = await service.scored_round(session, round_id=round_id)
     check_etag(request, response, summary.run_id)
     return SummaryOut(**summary.summary, **_provenance(summary), scored_at=summary.scored_at)
 
@@ -79,13 +80,11 @@ async def get_unit_results(
     rollup: bool | None = None,
 ) -> ResultsPage[UnitScoreOut]:
     """One row per unit, scale, measure, perspective and roll-up flag."""
-    _, summary = await service.scored_round(session, round_id=round_id)
+    summary = await service.scored_round(session, round_id=round_id)
     check_etag(paging.request, paging.response, summary.run_id)
-    after = paging.after(lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])])
     rows = await service.unit_scores(
         session,
-        round_id=round_id,
-        run_id=summary.run_id,
+        summary=summary,
         filters={
             "scale": scale,
             "measure": measure,
@@ -93,11 +92,9 @@ async def get_unit_results(
             "unit": unit,
             "rollup": rollup,
         },
-        after=after,
-        limit=paging.limit,
+        page=paging.asked,
     )
-    items = [UnitScoreOut.model_validate(r) for r in rows]
-    page = paging.page(items, lambda r: [r.scale, r.measure, r.perspective, r.unit, r.rollup])
+    page = paging.page([UnitScoreOut.model_validate(r) for r in rows.items], rows.next_cursor)
     return ResultsPage[UnitScoreOut](**_provenance(summary), **dict(page))
 
 
@@ -115,19 +112,15 @@ async def get_tie_results(
     to_unit: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ResultsPage[TieScoreOut]:
     """Directed unit → unit relational capacity: how `from_unit`'s members rate `to_unit`."""
-    _, summary = await service.scored_round(session, round_id=round_id)
+    summary = await service.scored_round(session, round_id=round_id)
     check_etag(paging.request, paging.response, summary.run_id)
-    after = paging.after(lambda p: [str(p[0]), str(p[1]), str(p[2]), str(p[3])])
     rows = await service.tie_scores(
         session,
-        round_id=round_id,
-        run_id=summary.run_id,
+        summary=summary,
         filters={"measure": measure, "scale": scale, "from_unit": from_unit, "to_unit": to_unit},
-        after=after,
-        limit=paging.limit,
+        page=paging.asked,
     )
-    items = [TieScoreOut.model_validate(r) for r in rows]
-    page = paging.page(items, lambda r: [r.scale, r.measure, r.from_unit, r.to_unit])
+    page = paging.page([TieScoreOut.model_validate(r) for r in rows.items], rows.next_cursor)
     return ResultsPage[TieScoreOut](**_provenance(summary), **dict(page))
 
 
@@ -152,20 +145,12 @@ async def get_changes(
     """Unit rows of this round matched by unit `external_id`, scale, measure, perspective and
     roll-up flag to the earlier round: the difference of means and Welch's p-value, published
     when both rows are."""
-    _, summary = await service.scored_round(session, round_id=round_id)
-    _, earlier = await service.scored_round(session, round_id=since)
-    if earlier.method_version != summary.method_version:
-        raise changes.NotComparable(
-            f"Round {since} was scored with method {earlier.method_version} and this round with "
-            f"method {summary.method_version}; rescore the earlier round "
-            f"(POST /v1/rounds/{since}/score) to compare them."
-        )
+    summary, earlier = await service.compared_rounds(session, round_id=round_id, since=since)
     check_etag(paging.request, paging.response, summary.run_id * 1_000_003 + earlier.run_id)
-    after = paging.after(lambda p: (str(p[0]), str(p[1]), str(p[2]), str(p[3]), bool(p[4])))
-    rows = await changes.changes(
+    rows = await service.changes(
         session,
-        later=(round_id, summary.run_id),
-        earlier=(since, earlier.run_id),
+        later=summary,
+        earlier=earlier,
         filters={
             "scale": scale,
             "measure": measure,
@@ -173,18 +158,16 @@ async def get_changes(
             "unit": unit,
             "rollup": rollup,
         },
+        page=paging.asked,
     )
-    key = lambda c: (c.scale, c.measure, c.perspective, c.unit, c.rollup)  # noqa: E731
-    if after is not None:
-        rows = [r for r in rows if key(r) > after]
-    page = paging.page(rows[: paging.limit + 1], lambda c: list(key(c)))
+    page = paging.page(rows.items, rows.next_cursor)
     provenance = _provenance(summary)
     provenance["preview"] = summary.preview or earlier.preview
     return ResultsPage[ChangeOut](**provenance, **dict(page))
 
 
 @router.get(
-    "/network", response_model=network.Network, summary="The round as a graph", responses=NOT_SCORED
+    "/network", response_model=Network, summary="The round as a graph", responses=NOT_SCORED
 )
 async def get_network(
     round_id: uuid.UUID,
@@ -195,16 +178,15 @@ async def get_network(
     scale: Annotated[str, Query(max_length=64)] = "relational_capacity",
     holes_limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
     weakest_limit: Annotated[int, Query(ge=0, le=1000)] = 10,
-) -> network.Network:
+) -> Network:
     """Nodes (units, with published internal and incoming index), edges (published external
     ties), the holes (pairs where neither unit rates the other) and the weakest ties, ready for
     graph libraries."""
-    _, summary = await service.scored_round(session, round_id=round_id)
+    summary = await service.scored_round(session, round_id=round_id)
     check_etag(request, response, summary.run_id)
-    graph = await network.network(
+    graph = await service.network(
         session,
-        round_id=round_id,
-        run_id=summary.run_id,
+        summary=summary,
         scale=scale,
         holes_limit=holes_limit,
         weakest_limit=weakest_limit,

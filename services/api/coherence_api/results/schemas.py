@@ -50,6 +50,23 @@ class TieScoreOut(BaseModel):
     suppression_reason: SuppressionReason | None = _REASON
 
 
+class ChangeOut(BaseModel):
+    unit: str
+    scale: str
+    measure: str
+    perspective: Perspective
+    rollup: bool
+    mean: float | None
+    earlier_mean: float | None
+    difference: float | None = Field(description="`mean − earlier_mean`.")
+    p_value: float | None = Field(
+        description="Welch's two-sided t-test from the two published rows' mean, sd and n; "
+        "null when either sd is not published."
+    )
+    suppressed: bool
+    suppression_reason: SuppressionReason | None
+
+
 class ScaleSummary(BaseModel):
     mean: float | None
     alpha: float | None
@@ -107,3 +124,34 @@ class SummaryOut(BaseModel):
     scales: dict[str, ScaleSummary]
     network: NetworkSummary
     leadership_collaboration: LeadershipCollaboration | None
+
+
+class Node(BaseModel):
+    id: str = Field(description="The unit's external id.")
+    name: str
+    parent: str | None
+    respondents: int | None = Field(description="Null when fewer than the minimum group size.")
+    internal: float | None = Field(description="Internal relational capacity index.")
+    incoming: float | None = Field(description="Incoming relational capacity index.")
+
+
+class Edge(BaseModel):
+    source: str = Field(description="The rating unit.")
+    target: str = Field(description="The rated unit.")
+    mean: float
+    n: int
+    band: str | None
+
+
+class Network(BaseModel):
+    preview: bool = Field(default=False, description="True while the round is open (a preview).")
+    method_version: str = Field(default="", description="The scoring method that made it.")
+    input_version: int = Field(default=0, description="The input version it was computed from.")
+    nodes: list[Node]
+    edges: list[Edge] = Field(description="Published external ties (`index`).")
+    suppressed_edges: int = Field(description="Ties that exist but are suppressed.")
+    holes: list[tuple[str, str]] = Field(
+        description="Unit pairs where neither rates the other (first `holes_limit`)."
+    )
+    holes_total: int
+    weakest: list[Edge] = Field(description="The published external ties with the lowest mean.")

@@ -2,14 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coherence_core.db.models import Round
-
-RoundStatus = Literal["open", "closed"]
-ScoringStatus = Literal["pending", "running", "scored", "failed"]
+from coherence_core.lifecycle import RoundStatus, ScoringStatus
 
 
 class RoundCreate(BaseModel):

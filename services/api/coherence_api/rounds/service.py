@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.errors import Conflict, InvalidInput, NotFound, pointer
 from coherence_api.instruments import service as instruments
-from coherence_api.rounds.schemas import RoundCreate
-from coherence_core.db.models import Round, RoundUnit, Unit
-from coherence_core.jobs import record_score_round
-
-_CHUNK = 5000
+from coherence_api.pagination import PageRequest, Rows
+from coherence_api.rounds.repository import RoundRepository
+from coherence_api.rounds.schemas import RoundCreate, RoundOut
+from coherence_api.units.repository import UnitRepository
+from coherence_core.db.models import Round, Unit
+from coherence_core.lifecycle import (
+    RoundStatus,
+    ScoringEvent,
+    ScoringStatus,
+    can_become,
+    scoring_status_after,
+)
+from coherence_core.outbox.repository import OutboxRepository
 
 
 def freeze_tree(units: list[Unit], chosen: set[str] | None) -> list[dict[str, object]]:
@@ -44,7 +50,7 @@ def freeze_tree(units: list[Unit], chosen: set[str] | None) -> list[dict[str, ob
 
 async def create(session: AsyncSession, *, organization_id: uuid.UUID, body: RoundCreate) -> Round:
     definition = await instruments.get(session, key=body.instrument)
-    units = list((await session.scalars(select(Unit))).all())
+    units = list(await UnitRepository(session).all())
     chosen: set[str] | None = None
     if body.units is not None:
         known = {u.external_id for u in units}
@@ -61,71 +67,62 @@ async def create(session: AsyncSession, *, organization_id: uuid.UUID, body: Rou
             "A round needs at least one unit: create units with PUT /v1/units first.",
             errors=[{"pointer": "/units", "detail": "no units"}],
         )
-    row = Round(
-        organization_id=organization_id,
-        name=body.name,
-        instrument_key=definition.key,
-        instrument=definition.model_dump(mode="json"),
-        status="open",
-        respondents=0,
-        input_version=0,
-        scoring_status="pending",
-    )
-    session.add(row)
-    await session.flush()
-    frozen = freeze_tree(units, chosen)
-    for start in range(0, len(frozen), _CHUNK):
-        chunk = frozen[start : start + _CHUNK]
-        await session.execute(
-            insert(RoundUnit),
-            [{**r, "round_id": row.id, "organization_id": organization_id} for r in chunk],
+    rounds = RoundRepository(session)
+    row = await rounds.add(
+        Round(
+            organization_id=organization_id,
+            name=body.name,
+            instrument_key=definition.key,
+            instrument=definition.model_dump(mode="json"),
+            status=RoundStatus.OPEN,
+            respondents=0,
+            input_version=0,
+            scoring_status=ScoringStatus.PENDING,
         )
+    )
+    await rounds.add_units(
+        organization_id=organization_id, round_id=row.id, units=freeze_tree(units, chosen)
+    )
     return row
 
 
 async def get(session: AsyncSession, *, round_id: uuid.UUID, for_update: bool = False) -> Round:
-    statement = select(Round).where(Round.id == round_id)
-    if for_update:
-        statement = statement.with_for_update()
-    row = await session.scalar(statement)
+    row = await RoundRepository(session).get(round_id=round_id, for_update=for_update)
     if row is None:
         raise NotFound(f"No round {round_id}.")
     return row
 
 
-async def unit_counts(session: AsyncSession, round_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    rows = await session.execute(
-        select(RoundUnit.round_id, func.count())
-        .where(RoundUnit.round_id.in_(round_ids))
-        .group_by(RoundUnit.round_id)
-    )
-    return {round_id: count for round_id, count in rows.all()}
+async def list_page(session: AsyncSession, *, page: PageRequest) -> Rows[Round]:
+    return await RoundRepository(session).page(page=page)
 
 
-async def list_page(
-    session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> list[Round]:
-    statement = select(Round).order_by(Round.created_at, Round.id).limit(limit + 1)
-    if after is not None:
-        statement = statement.where(tuple_(Round.created_at, Round.id) > after)
-    return list((await session.scalars(statement)).all())
+async def out(session: AsyncSession, *, rows: list[Round]) -> list[RoundOut]:
+    """The rounds as the API shows them (with the number of units frozen into each)."""
+    counts = await RoundRepository(session).unit_counts(round_ids=[r.id for r in rows])
+    return [RoundOut.of(r, counts.get(r.id, 0)) for r in rows]
 
 
 async def close(session: AsyncSession, *, round_id: uuid.UUID) -> Round:
     row = await get(session, round_id=round_id, for_update=True)
-    if row.status == "closed":
+    if not can_become(row.status, RoundStatus.CLOSED):
         raise Conflict(f"Round {round_id} is closed already.")
-    row.status = "closed"
-    row.closed_at = func.now()
+    rounds = RoundRepository(session)
+    rounds.close(row)
     await request_scoring(session, row)
-    await session.flush()
-    await session.refresh(row)
+    await rounds.refresh(row)
+    return row
+
+
+async def rescore(session: AsyncSession, *, round_id: uuid.UUID) -> Round:
+    row = await get(session, round_id=round_id, for_update=True)
+    await request_scoring(session, row)
+    await RoundRepository(session).refresh(row)
     return row
 
 
 async def request_scoring(session: AsyncSession, row: Round, *, delay_seconds: float = 0) -> None:
-    await record_score_round(
-        session, organization_id=row.organization_id, round_id=row.id, delay_seconds=delay_seconds
+    await OutboxRepository(session).record_score_round(
+        organization_id=row.organization_id, round_id=row.id, delay_seconds=delay_seconds
     )
-    if row.scoring_status != "running":
-        row.scoring_status = "pending"
+    row.scoring_status = scoring_status_after(row.scoring_status, ScoringEvent.INPUT_CHANGED)

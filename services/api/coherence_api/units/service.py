@@ -5,16 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.errors import InvalidInput, NotFound, pointer
+from coherence_api.pagination import PageRequest, Rows
+from coherence_api.units.repository import UnitRepository
 from coherence_api.units.schemas import UnitIn, UnitsUpserted
 from coherence_core.db.base import utcnow
 from coherence_core.db.models import Unit
-
-_CHUNK = 4000  # rows per INSERT: asyncpg allows 32,767 parameters per statement
 
 
 def find_cycles(parents: dict[str, str | None]) -> set[str]:
@@ -76,7 +74,8 @@ def validate_tree(incoming: list[UnitIn], existing: Iterable[Unit]) -> None:
 async def upsert(
     session: AsyncSession, *, organization_id: uuid.UUID, units: list[UnitIn]
 ) -> UnitsUpserted:
-    existing = {u.external_id: u for u in (await session.scalars(select(Unit))).all()}
+    repository = UnitRepository(session)
+    existing = {u.external_id: u for u in await repository.all()}
     validate_tree(units, existing.values())
     created = updated = unchanged = 0
     changed: list[dict[str, object]] = []
@@ -92,30 +91,16 @@ async def upsert(
         else:
             updated += 1
         changed.append({**values, "organization_id": organization_id, "updated_at": now})
-    for start in range(0, len(changed), _CHUNK):
-        statement = insert(Unit).values(changed[start : start + _CHUNK])
-        statement = statement.on_conflict_do_update(
-            index_elements=[Unit.organization_id, Unit.external_id],
-            set_={
-                "name": statement.excluded.name,
-                "parent_external_id": statement.excluded.parent_external_id,
-                "headcount": statement.excluded.headcount,
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
-        await session.execute(statement)
+    await repository.upsert(rows=changed)
     return UnitsUpserted(created=created, updated=updated, unchanged=unchanged)
 
 
 async def get(session: AsyncSession, *, external_id: str) -> Unit:
-    unit = await session.scalar(select(Unit).where(Unit.external_id == external_id))
+    unit = await UnitRepository(session).get(external_id=external_id)
     if unit is None:
         raise NotFound(f"No unit '{external_id}'.")
     return unit
 
 
-async def list_page(session: AsyncSession, *, after: str | None, limit: int) -> list[Unit]:
-    statement = select(Unit).order_by(Unit.external_id).limit(limit + 1)
-    if after is not None:
-        statement = statement.where(Unit.external_id > after)
-    return list((await session.scalars(statement)).all())
+async def list_page(session: AsyncSession, *, page: PageRequest) -> Rows[Unit]:
+    return await UnitRepository(session).page(page=page)

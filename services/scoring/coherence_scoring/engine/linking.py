@@ -49,7 +49,7 @@ def earlier_publications(analysis: Analysis, inputs: ScoringInput) -> list[Earli
         out.append(
             Earlier(
                 cells=there.structure.cells,
-                signature=signatures(there.structure.members, published, w1, w2),
+                signature=signatures(there.structure.incidence, published, w1, w2),
                 cell_published=published[there.structure.own_row],
                 same_response=_same_responses(analysis, inputs, there, link),
             )

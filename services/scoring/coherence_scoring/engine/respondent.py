@@ -230,9 +230,18 @@ def _scaled_values(
     denominator: npt.NDArray[np.generic],
     exact: npt.NDArray[np.generic],
 ) -> npt.NDArray[np.int64]:
-    """x = (y / m) · L per cell: exact where L is divisible by every m, else rounded half up."""
-    safe = np.maximum(m, 1)
-    big_l = denominator.astype(np.int64)[None, :]
-    rounded = (2 * y * big_l + safe) // (2 * safe)
-    x = np.where(exact.astype(bool)[None, :], y * (big_l // safe), rounded)
-    return np.where(m > 0, x, 0)
+    """x = (y / m) · L per cell: exact where L is divisible by every m (a lookup of L // m per
+    column), else rounded half up; 0 where m = 0."""
+    big_l = denominator.astype(np.int64)
+    is_exact = exact.astype(bool)
+    x = np.zeros_like(y)
+    top = int(m.max(initial=0))
+    for j in range(y.shape[1]):
+        if is_exact[j]:
+            quotient = np.zeros(top + 1, dtype=np.int64)
+            quotient[1:] = big_l[j] // np.arange(1, top + 1)
+            x[:, j] = y[:, j] * quotient[m[:, j]]
+        else:
+            safe = np.maximum(m[:, j], 1)
+            x[:, j] = np.where(m[:, j] > 0, (2 * y[:, j] * big_l[j] + safe) // (2 * safe), 0)
+    return x

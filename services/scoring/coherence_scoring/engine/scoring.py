@@ -36,14 +36,13 @@ from coherence_scoring.engine.protection import (
     REASONS,
     WITHIN,
     BaseCells,
-    Memberships,
+    Incidence,
     Protection,
     RowIndex,
     UnsafePublication,
     audit,
     base_cells,
     build_rows,
-    memberships,
     own_rows,
     protect,
     summary_people,
@@ -112,7 +111,7 @@ class _Structure:
 
     rows: RowIndex
     cells: BaseCells
-    members: Memberships
+    incidence: Incidence
     own_row: npt.NDArray[np.int64]
     summary: pl.DataFrame  # kind, mid, n, Y, M
 
@@ -156,7 +155,7 @@ def score(inputs: ScoringInput) -> ScoringResult:
     earlier = earlier_publications(analysis, inputs)
     protection = protect(
         cells=structure.cells,
-        members=structure.members,
+        incidence=structure.incidence,
         rows=structure.rows,
         own_row=structure.own_row,
         measures=measures,
@@ -224,7 +223,7 @@ def score(inputs: ScoringInput) -> ScoringResult:
     ).select("_row", "suppressed")
     audit(
         cells=structure.cells,
-        members=structure.members,
+        incidence=structure.incidence,
         own_row=structure.own_row,
         published=_shown(
             structure.rows,
@@ -259,12 +258,12 @@ def _structure(
         (int(kind), int(mid)): int(n) for kind, mid, n in people.select("kind", "mid", "n").rows()
     }
     rows = build_rows(unit_stats, tie_stats, summary_n, rnd.measures, rnd.tree.count)
-    members = memberships(base, rows, rnd.measures, rnd.tree, network_mid)
+    incidence = Incidence.build(base, rows, rnd.measures, rnd.tree, network_mid)
     own = own_rows(base, rows, rnd.measures)
     return _Structure(
         rows=rows,
         cells=base,
-        members=members,
+        incidence=incidence,
         own_row=own,
         summary=_summary_sums(base, rnd.measures, network_mid, people),
     )
@@ -380,10 +379,7 @@ def _row_noise(
     """Per row id, the sum of its base cells' preview noise."""
     ids = data.respondents["respondent"].to_numpy().astype(np.int64)
     noise = cell_noise(structure.cells, inputs.noise_key, ids)
-    members = structure.members
-    total = np.bincount(
-        members.row, weights=noise[members.cell], minlength=structure.rows.count
-    ).astype(np.int64)
+    total = structure.incidence.row_sums(noise[:, None])[:, 0]
     return total[structure.rows.canonical]
 
 
@@ -465,7 +461,7 @@ def _measure_bounds(measures: Measures) -> pl.DataFrame:
 
 def _diagnostics(structure: _Structure, protection: Protection) -> dict[str, Any]:
     rows = structure.rows
-    canonical_ids = np.unique(rows.canonical)
+    canonical_ids = np.flatnonzero(rows.canonical == np.arange(rows.count))
     reason = protection.reason[canonical_ids]
     hidden_cells = ~protection.published[structure.own_row]
     return {

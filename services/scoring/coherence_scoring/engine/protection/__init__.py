@@ -20,13 +20,8 @@ import numpy.typing as npt
 
 from coherence_scoring.engine.layout import MEMBERS, Measures
 from coherence_scoring.engine.protection.atoms import Atoms, atoms, row_weights, signatures
-from coherence_scoring.engine.protection.cells import (
-    BaseCells,
-    Memberships,
-    base_cells,
-    memberships,
-    summary_people,
-)
+from coherence_scoring.engine.protection.cells import BaseCells, base_cells, summary_people
+from coherence_scoring.engine.protection.incidence import Incidence
 from coherence_scoring.engine.protection.pieces import Earlier, linked
 from coherence_scoring.engine.protection.repair import rows_to_hide
 from coherence_scoring.engine.protection.rows import BETWEEN, ORG, WITHIN, RowIndex, build_rows
@@ -77,7 +72,7 @@ def own_rows(cells: BaseCells, rows: RowIndex, measures: Measures) -> Ints:
 def protect(
     *,
     cells: BaseCells,
-    members: Memberships,
+    incidence: Incidence,
     rows: RowIndex,
     own_row: Ints,
     measures: Measures,
@@ -90,7 +85,7 @@ def protect(
     canonical = rows.canonical
     published = rows.n[canonical] >= k
     reason = np.where(published, PUBLISHED, MIN_GROUP_SIZE).astype(np.int64)
-    views = _views_first(cells, members, rows, published[own_row])
+    views = _views_first(cells, incidence, rows, published[own_row])
     views = views[published[views]]  # rows below k keep their rule-1 reason
     published[views] = False
     reason[views] = COMPLEMENTARY
@@ -98,14 +93,14 @@ def protect(
     w1, w2 = row_weights(rows.count, 1), row_weights(rows.count, 2)
     rounds = 0
     for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 (reported below)
-        sig = pieces.signatures(signatures(members, published, w1, w2))
+        sig = pieces.signatures(signatures(incidence, published, w1, w2))
         found = atoms(pieces, ~pieces.exempt(published[own_row]), sig, k)
         if found.safe.all():
             break
         hide = rows_to_hide(
             cells=cells,
             pieces=pieces,
-            members=members,
+            incidence=incidence,
             rows=rows,
             own_row=own_row,
             published=published,
@@ -128,7 +123,7 @@ def protect(
     return Protection(
         published=published,
         reason=reason,
-        pools_hidden=_pools_hidden(members, ~published[own_row], rows.count)[canonical],
+        pools_hidden=_pools_hidden(incidence, ~published[own_row])[canonical],
         rounds=rounds,
         atoms=found.count,
     )
@@ -137,7 +132,7 @@ def protect(
 def audit(
     *,
     cells: BaseCells,
-    members: Memberships,
+    incidence: Incidence,
     own_row: Ints,
     published: Bools,
     k: int,
@@ -148,7 +143,7 @@ def audit(
     ``published`` is indexed by canonical row id."""
     count = len(published)
     pieces = linked(cells, earlier or [])
-    here = signatures(members, published, row_weights(count, 1), row_weights(count, 2))
+    here = signatures(incidence, published, row_weights(count, 1), row_weights(count, 2))
     found = atoms(pieces, ~pieces.exempt(published[own_row]), pieces.signatures(here), k)
     unsafe = np.flatnonzero(~found.safe)
     if len(unsafe):
@@ -161,7 +156,7 @@ def audit(
 
 
 def _views_first(
-    cells: BaseCells, members: Memberships, rows: RowIndex, cell_published: Bools
+    cells: BaseCells, incidence: Incidence, rows: RowIndex, cell_published: Bools
 ) -> Ints:
     """The ``outgoing`` rows (roll-up or not) that pool a tie below k raters.
 
@@ -170,18 +165,13 @@ def _views_first(
     One of the two must go for every such tie; the method reports the incoming view first
     (the same responses, seen by the unit they are about, and what the leadership–collaboration
     relation uses), so the outgoing rows go, once and together, before the repair starts."""
-    small = np.flatnonzero(~cell_published & (cells.b >= 0) & (cells.a != cells.b))
-    _, row = members.of(small)
-    row = np.unique(row)
-    return row[rows.is_outgoing[row]]
+    small = ~cell_published & (cells.b >= 0) & (cells.a != cells.b)
+    pooled = incidence.row_sums(small.astype(np.int64)[:, None])[:, 0] > 0
+    return np.flatnonzero(pooled & rows.is_outgoing)
 
 
-def _pools_hidden(members: Memberships, hidden_cell: Bools, count: int) -> Bools:
-    which = np.flatnonzero(hidden_cell)
-    _, row = members.of(which)
-    out = np.zeros(count, dtype=bool)
-    out[row] = True
-    return out
+def _pools_hidden(incidence: Incidence, hidden_cell: Bools) -> Bools:
+    return incidence.row_sums(hidden_cell.astype(np.int64)[:, None])[:, 0] > 0
 
 
 __all__ = [
@@ -201,7 +191,6 @@ __all__ = [
     "audit",
     "base_cells",
     "build_rows",
-    "memberships",
     "own_rows",
     "protect",
     "summary_people",

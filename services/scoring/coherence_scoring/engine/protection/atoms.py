@@ -31,9 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from coherence_scoring.engine.protection.cells import Memberships
-
 if TYPE_CHECKING:
+    from coherence_scoring.engine.protection.incidence import Incidence
     from coherence_scoring.engine.protection.pieces import Pieces
 
 Ints = npt.NDArray[np.int64]
@@ -58,21 +57,18 @@ class Signatures:
     rows: Ints
 
 
-def signatures(members: Memberships, published: Bools, w1: Hashes, w2: Hashes) -> Signatures:
-    n_cells = len(members.starts) - 1
-    pub = published[members.row]
-    v1 = np.where(pub, w1[members.row], np.uint64(0))
-    v2 = np.where(pub, w2[members.row], np.uint64(0))
-    h1 = np.zeros(n_cells, dtype=np.uint64)
-    h2 = np.zeros(n_cells, dtype=np.uint64)
-    rows = np.zeros(n_cells, dtype=np.int64)
-    nonempty = members.starts[:-1] < members.starts[1:]
-    starts = members.starts[:-1][nonempty]
-    if len(starts):
-        h1[nonempty] = np.add.reduceat(v1, starts)
-        h2[nonempty] = np.add.reduceat(v2, starts)
-        rows[nonempty] = np.add.reduceat(pub.astype(np.int64), starts)
-    return Signatures(h1=h1, h2=h2, rows=rows)
+def signatures(incidence: Incidence, published: Bools, w1: Hashes, w2: Hashes) -> Signatures:
+    """Per base cell, the hashes and number of the published rows that pool it."""
+    values = np.stack(
+        [
+            np.where(published, w1, np.uint64(0)),
+            np.where(published, w2, np.uint64(0)),
+            published.astype(np.uint64),
+        ],
+        axis=1,
+    )
+    sums = incidence.cell_sums(values)
+    return Signatures(h1=sums[:, 0], h2=sums[:, 1], rows=sums[:, 2].astype(np.int64))
 
 
 @dataclass(frozen=True)

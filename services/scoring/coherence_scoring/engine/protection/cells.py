@@ -2,9 +2,9 @@
 
 A base cell is a referent × item: (unit, item) for a scale asked once (``b = SELF``), (from, to,
 item) for a scale asked per target unit. Every counted response lies in exactly one base cell,
-and every row the round can publish pools a set of base cells; ``memberships`` lists, for every
-base cell, every row that pools it. That list is the whole linear structure an attacker can use:
-each published row is the sum of its base cells.
+and every row the round can publish pools a set of base cells — the whole linear structure an
+attacker can use: each published row is the sum of its base cells. ``rows_of_cells`` lists the
+rows of given cells; incidence.py does the same for a whole round without listing the pairs.
 """
 
 from __future__ import annotations
@@ -101,65 +101,39 @@ def base_cells(data: RespondentData, measures: Measures, n_units: int) -> BaseCe
     )
 
 
-@dataclass(frozen=True)
-class Memberships:
-    """Every (base cell, row) with the row pooling the cell, sorted by cell (CSR)."""
-
-    cell: Ints
-    row: Ints
-    starts: Ints  # starts[c]..starts[c + 1]: the memberships of cell c
-    #: the same memberships by row: the cells of row r are
-    #: ``cell_by_row[row_starts[r]:row_starts[r + 1]]``
-    cell_by_row: Ints
-    row_starts: Ints
-
-    def of(self, cells: Ints) -> tuple[Ints, Ints]:
-        """(position of the cell in ``cells``, row) for every membership of the given cells."""
-        return _gather(self.starts, self.row, cells)
-
-    def cells_of(self, rows: Ints) -> tuple[Ints, Ints]:
-        """(position of the row in ``rows``, cell) for every cell the given rows pool."""
-        return _gather(self.row_starts, self.cell_by_row, rows)
-
-
-def _gather(starts: Ints, values: Ints, keys: Ints) -> tuple[Ints, Ints]:
-    lo, hi = starts[keys], starts[keys + 1]
-    counts = hi - lo
-    which = np.repeat(np.arange(len(keys)), counts)
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return which, values[np.repeat(lo, counts) + offset]
-
-
-def memberships(
+def rows_of_cells(
     cells: BaseCells,
+    subset: Ints,
     rows: RowIndex,
     measures: Measures,
     tree: UnitTree,
     network_mid: int | None,
-) -> Memberships:
-    """For every base cell, every existing row that pools it (canonical row ids)."""
-    item_mid = measures.item_mid[cells.item]
-    sub_mid = measures.subscale_mid[cells.item]
-    index_mid = measures.index_mid[cells.item]
-    is_tie = cells.b != SELF
-    a, b = cells.a, cells.b
+) -> tuple[Ints, Ints]:
+    """(position in ``subset``, row) for every existing row that pools each cell of ``subset``
+    (canonical row ids), listed explicitly: cost grows with the depth of the tree, so this is
+    for a few cells at a time (incidence.py does the whole round)."""
+    item = cells.item[subset]
+    item_mid = measures.item_mid[item]
+    sub_mid = measures.subscale_mid[item]
+    index_mid = measures.index_mid[item]
+    a, b = cells.a[subset], cells.b[subset]
+    is_tie = b != SELF
     found_cell: list[Ints] = []
     found_row: list[Ints] = []
 
-    def add(cell: Ints, row: Ints) -> None:
+    def add(position: Ints, row: Ints) -> None:
         ok = row >= 0
-        found_cell.append(cell[ok])
+        found_cell.append(position[ok])
         found_row.append(row[ok])
 
-    every = np.arange(cells.count, dtype=np.int64)
-    # rollup ancestors (with children) of a and of b, as (cell, p) lists
+    every = np.arange(len(subset), dtype=np.int64)
     anc_a_cell, anc_a = _ancestors(every, a, tree)
     tie_cells = every[is_tie]
     anc_b_cell, anc_b = _ancestors(tie_cells, b[is_tie], tree)
     inside_a = tree.contains(anc_a, np.maximum(b[anc_a_cell], 0))
     outside_b = ~tree.contains(anc_b, a[anc_b_cell])
-    ones = np.ones(cells.count, dtype=np.int64)
-    zeros = np.zeros(cells.count, dtype=np.int64)
+    ones = np.ones(len(subset), dtype=np.int64)
+    zeros = np.zeros(len(subset), dtype=np.int64)
     for mid in (item_mid, sub_mid, index_mid):
         present = mid >= 0
         t = tie_cells[present[tie_cells]]
@@ -169,14 +143,12 @@ def memberships(
         add(off, rows.unit_row(a[off], zeros[off], zeros[off] + OUTGOING, mid[off]))
         s = every[~is_tie & present]
         add(s, rows.unit_row(a[s], zeros[s], zeros[s] + MEMBERS, mid[s]))
-        # roll-ups through a's ancestors: members (self), internal / outgoing (ties)
         c, p = anc_a_cell, anc_a
         keep = present[c]
         c, p, inside = c[keep], p[keep], inside_a[keep]
         tie = is_tie[c]
         persp = np.where(~tie, MEMBERS, np.where(inside, INTERNAL, OUTGOING))
         add(c, rows.unit_row(p, ones[c], persp, mid[c]))
-        # roll-up incoming through b's ancestors that do not contain a
         c, q = anc_b_cell[outside_b], anc_b[outside_b]
         keep = present[c]
         c, q = c[keep], q[keep]
@@ -187,20 +159,10 @@ def memberships(
         diag = a[net] == b[net]
         add(net[diag], rows.summary_row(WITHIN, index_mid[net[diag]]))
         add(net[~diag], rows.summary_row(BETWEEN, index_mid[net[~diag]]))
-    cell = np.concatenate(found_cell) if found_cell else np.zeros(0, dtype=np.int64)
+    position = np.concatenate(found_cell) if found_cell else np.zeros(0, dtype=np.int64)
     row = np.concatenate(found_row) if found_row else np.zeros(0, dtype=np.int64)
-    order = pl.Series(cell).arg_sort().to_numpy()
-    cell, row = cell[order], row[order]
-    starts = np.searchsorted(cell, np.arange(cells.count + 1))
-    by_row = pl.Series(row).arg_sort().to_numpy()
-    row_starts = np.searchsorted(row[by_row], np.arange(rows.count + 1))
-    return Memberships(
-        cell=cell,
-        row=row,
-        starts=starts.astype(np.int64),
-        cell_by_row=cell[by_row],
-        row_starts=row_starts.astype(np.int64),
-    )
+    order = np.lexsort((row, position))
+    return position[order], row[order]
 
 
 def _ancestors(cell: Ints, unit: Ints, tree: UnitTree) -> tuple[Ints, Ints]:

@@ -32,7 +32,8 @@ import polars as pl
 
 from coherence_scoring.engine.layout import Measures
 from coherence_scoring.engine.protection.atoms import Atoms, Hashes, Signatures, deficit
-from coherence_scoring.engine.protection.cells import BaseCells, Memberships
+from coherence_scoring.engine.protection.cells import BaseCells
+from coherence_scoring.engine.protection.incidence import Incidence
 from coherence_scoring.engine.protection.pieces import Pieces
 from coherence_scoring.engine.protection.rows import RowIndex
 
@@ -47,7 +48,7 @@ def rows_to_hide(
     *,
     cells: BaseCells,
     pieces: Pieces,
-    members: Memberships,
+    incidence: Incidence,
     rows: RowIndex,
     own_row: Ints,
     published: Bools,
@@ -66,7 +67,7 @@ def rows_to_hide(
     atoms = _atom_frame(found, constrained)
     rep_cell = pieces.cell[found.representative[constrained]]
     here = rep_cell >= 0  # an atom of pieces only seen elsewhere has no row here to hide
-    which, row = members.of(rep_cell[here])
+    which, row = incidence.rows_of(rep_cell[here])
     which = np.flatnonzero(here)[which]
     keep = published[row]
     row = row[keep]
@@ -110,19 +111,7 @@ def rows_to_hide(
         [
             _own_family(keyed, groups, atoms, unsafe_frame),
             _other_family(groups, unsafe_frame),
-            _absorbs(
-                cells,
-                pieces,
-                members,
-                rows,
-                own_row,
-                published,
-                sig,
-                unsafe_frame,
-                _candidate_cells(fam, unsafe, members),
-                w1,
-                w2,
-            ),
+            _absorbs(cells, pieces, incidence, rows, own_row, published, sig, unsafe_frame, w1, w2),
         ],
         how="diagonal_relaxed",
     )
@@ -231,97 +220,159 @@ def _other_family(groups: pl.DataFrame, unsafe: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _candidate_cells(fam: pl.DataFrame, unsafe: Ints, members: Memberships) -> Ints:
-    """Cells that could join an unsafe atom: a cell joins only if it lies in every row of the
-    atom's signature, so the cells of each unsafe atom's smallest row are enough."""
-    mine = fam.join(pl.DataFrame({"atom": unsafe}), on="atom")
-    if mine.height == 0:
-        return np.zeros(0, dtype=np.int64)
-    row = mine["row"].to_numpy()
-    size = members.row_starts[row + 1] - members.row_starts[row]
-    smallest = (
-        mine.with_columns(size=pl.Series(size))
-        .sort("atom", "size", "row")
-        .group_by("atom", maintain_order=True)
-        .first()["row"]
-        .to_numpy()
-    )
-    _, cell = members.cells_of(np.unique(smallest))
-    return np.unique(cell)
-
-
 def _absorbs(
     cells: BaseCells,
     pieces: Pieces,
-    members: Memberships,
+    incidence: Incidence,
     rows: RowIndex,
     own_row: Ints,
     published: Bools,
     sig: Signatures,
     unsafe: pl.DataFrame,
-    candidates: Ints,
     w1: Hashes,
     w2: Hashes,
 ) -> pl.DataFrame:
-    """Hide a published referent (and at most one more family) so that its base cell joins an
-    unsafe atom. Candidate ``family`` is the referent's; ``extra`` the other one, or -1.
-    Only cells that are one whole piece can be absorbed (a split cell is already in atoms)."""
+    """Hide a published referent (its rows measuring the cell's item) so that its base cell
+    joins an unsafe atom — alone, or with the roll-up family just above its unit. Candidate
+    ``family`` is the referent's; ``extra`` the roll-up's, or -1. Only a cell that is one whole
+    piece can be absorbed (a split cell is in atoms already)."""
     whole_piece = np.full(cells.count, -1, dtype=np.int64)
     is_whole = pieces.whole & (pieces.cell >= 0)
     whole_piece[pieces.cell[is_whole]] = np.flatnonzero(is_whole)
-    open_cells = candidates[published[own_row[candidates]] & (whole_piece[candidates] >= 0)]
+    open_cells = np.flatnonzero(published[own_row] & (whole_piece >= 0))
     if len(open_cells) == 0:
         return pl.DataFrame()
-    which, row = members.of(open_cells)
-    keep = published[row]
-    cell = open_cells[which[keep]]
-    row = row[keep]
-    per_family = (
-        pl.DataFrame(
-            {
-                "cell": cell,
-                "fam": rows.family[row],
-                "own": rows.family[row] == rows.family[own_row[cell]],
-                "w1": w1[row],
-                "w2": w2[row],
-            }
-        )
-        .group_by("cell", "fam", "own")
-        .agg(dw1=pl.col("w1").sum(), dw2=pl.col("w2").sum(), drows=pl.len())
+    # the referent's own rows that pool the cell: its tie (or members) rows of the item,
+    # its subscale and its index
+    own_ids = incidence.direct[open_cells, :, 0]
+    own_ok = (own_ids >= 0) & published[np.maximum(own_ids, 0)]
+    zero = np.uint64(0)
+    with np.errstate(over="ignore"):
+        dw1 = np.where(own_ok, w1[np.maximum(own_ids, 0)], zero).sum(axis=1, dtype=np.uint64)
+        dw2 = np.where(own_ok, w2[np.maximum(own_ids, 0)], zero).sum(axis=1, dtype=np.uint64)
+    drows = own_ok.sum(axis=1)
+    p = whole_piece[open_cells]
+    c = open_cells
+    base = pl.DataFrame(
+        {
+            "cell": c,
+            "family": rows.family[own_row[c]],
+            "h1": sig.h1[p] - dw1,
+            "h2": sig.h2[p] - dw2,
+            "rows": sig.rows[p] - drows,
+            "add_people": cells.responses[c],
+            "add_room_up": cells.high[c] * cells.responses[c] - cells.total[c],
+            "add_room_down": cells.total[c] - cells.low[c] * cells.responses[c],
+            "add_width": (cells.high[c] - cells.low[c]) * cells.responses[c],
+            "add_top_responses": np.zeros(len(c), dtype=np.int64),
+            "add_top_weight": np.zeros(len(c), dtype=np.int64),
+        }
     )
-    own = per_family.filter(pl.col("own")).drop("own", "fam")
-    other = (
-        per_family.filter(~pl.col("own"))
-        .drop("own")
-        .rename({"fam": "extra", "dw1": "ew1", "dw2": "ew2", "drows": "erows"})
-    )
-    c = own["cell"].to_numpy()
-    p = whole_piece[c]
-    base = own.with_columns(
-        family=pl.Series(rows.family[own_row[c]]),
-        h1=pl.Series(sig.h1[p]) - pl.col("dw1"),
-        h2=pl.Series(sig.h2[p]) - pl.col("dw2"),
-        rows=pl.Series(sig.rows[p]) - pl.col("drows"),
-        add_people=pl.Series(cells.responses[c]),
-        add_room_up=pl.Series(cells.high[c] * cells.responses[c] - cells.total[c]),
-        add_room_down=pl.Series(cells.total[c] - cells.low[c] * cells.responses[c]),
-        add_width=pl.Series((cells.high[c] - cells.low[c]) * cells.responses[c]),
-        add_top_responses=pl.lit(0, dtype=pl.Int64),
-        add_top_weight=pl.lit(0, dtype=pl.Int64),
-    ).drop("dw1", "dw2", "drows")
     alone = base.with_columns(extra=pl.lit(-1, dtype=pl.Int64))
-    paired = base.join(other, on="cell").with_columns(
-        h1=pl.col("h1") - pl.col("ew1"),
-        h2=pl.col("h2") - pl.col("ew2"),
-        rows=pl.col("rows") - pl.col("erows"),
-    )
-    options = pl.concat([alone, paired.drop("ew1", "ew2", "erows")], how="diagonal_relaxed")
+    # with the cell's outgoing or incoming rows, or with the roll-up just above its unit (the
+    # unit's own roll-up rows when it has children, else its parent's)
+    paired = [_with_direct(base, c, incidence, rows, published, w1, w2, kind) for kind in (1, 2)]
+    unit = cells.a[c]
+    above = np.where(incidence.tree.has_children[unit], unit, incidence.tree.parent[unit])
+    paired.append(_with_rollup_above(base, above, cells, c, incidence, rows, published, w1, w2))
+    options = pl.concat([alone, *(p for p in paired if p.height)], how="diagonal_relaxed")
     return options.join(unsafe.select("atom", *_SIG), on=_SIG).select(
         "atom",
         "family",
         "extra",
         pl.lit(False).alias("own"),
         *(f"add_{s}" for s in _STATS),
+    )
+
+
+def _with_direct(
+    base: pl.DataFrame,
+    c: Ints,
+    incidence: Incidence,
+    rows: RowIndex,
+    published: Bools,
+    w1: Hashes,
+    w2: Hashes,
+    kind: int,
+) -> pl.DataFrame:
+    """``base`` options that also hide the cell's incoming (kind 1) or outgoing (kind 2) rows
+    of its item, subscale and index."""
+    ids = incidence.direct[c, :, kind]
+    ok = (ids >= 0) & published[np.maximum(ids, 0)]
+    has = ok.any(axis=1)
+    if not has.any():
+        return pl.DataFrame()
+    zero = np.uint64(0)
+    safe = np.maximum(ids, 0)
+    with np.errstate(over="ignore"):
+        ew1 = np.where(ok, w1[safe], zero).sum(axis=1, dtype=np.uint64)
+        ew2 = np.where(ok, w2[safe], zero).sum(axis=1, dtype=np.uint64)
+    first = np.where(ok, safe, np.iinfo(np.int64).max).min(axis=1)
+    extra = pl.DataFrame(
+        {
+            "cell": c[has],
+            "extra": rows.family[first[has]],
+            "ew1": ew1[has],
+            "ew2": ew2[has],
+            "erows": ok.sum(axis=1)[has],
+        }
+    )
+    return (
+        base.join(extra, on="cell")
+        .with_columns(
+            h1=pl.col("h1") - pl.col("ew1"),
+            h2=pl.col("h2") - pl.col("ew2"),
+            rows=pl.col("rows") - pl.col("erows"),
+        )
+        .drop("ew1", "ew2", "erows")
+    )
+
+
+def _with_rollup_above(
+    base: pl.DataFrame,
+    above: Ints,
+    cells: BaseCells,
+    c: Ints,
+    incidence: Incidence,
+    rows: RowIndex,
+    published: Bools,
+    w1: Hashes,
+    w2: Hashes,
+) -> pl.DataFrame:
+    """``base`` options that also hide the roll-up rows of ``above`` pooling each cell (the
+    rows of the cell's item, subscale and index, every roll-up perspective it lies in)."""
+    has = above >= 0
+    if not has.any():
+        return pl.DataFrame()
+    which, row = incidence.rows_of(c[has])
+    unit_of_row = np.full(rows.count, -1, dtype=np.int64)
+    rollup_ids = incidence.rollup[incidence.rollup >= 0]
+    unit_of_row[rollup_ids] = np.nonzero(incidence.rollup >= 0)[1]
+    match = (unit_of_row[row] == above[has][which]) & published[row]
+    which, row = which[match], row[match]
+    if len(row) == 0:
+        return pl.DataFrame()
+    extra = (
+        pl.DataFrame(
+            {
+                "cell": c[has][which],
+                "extra": rows.family[row],
+                "ew1": w1[row],
+                "ew2": w2[row],
+            }
+        )
+        .group_by("cell", "extra")
+        .agg(ew1=pl.col("ew1").sum(), ew2=pl.col("ew2").sum(), erows=pl.len())
+    )
+    del cells
+    return (
+        base.join(extra, on="cell")
+        .with_columns(
+            h1=pl.col("h1") - pl.col("ew1"),
+            h2=pl.col("h2") - pl.col("ew2"),
+            rows=pl.col("rows") - pl.col("erows"),
+        )
+        .drop("ew1", "ew2", "erows")
     )
 
 

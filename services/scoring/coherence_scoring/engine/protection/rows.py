@@ -85,6 +85,8 @@ class RowIndex:
         """Canonical ids of unit rows (-1 where the row does not exist)."""
         code = ((unit * 2 + rollup) * 4 + persp) * self.n_mids + mid
         found = sorted_lookup(self._unit_keys, self._unit_ids, code)
+        if not self.unit_count:
+            return found
         return np.where(found >= 0, self.canonical[np.maximum(found, 0)], -1)
 
     def tie_row(self, a: Ints, b: Ints, mid: Ints) -> Ints:

@@ -1,22 +1,11 @@
-"""The transactional outbox and idempotency keys."""
+"""The transactional outbox: jobs recorded in the same transaction as the change that needs them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Identity,
-    Index,
-    Integer,
-    LargeBinary,
-    PrimaryKeyConstraint,
-    String,
-    Text,
-    text,
-)
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,22 +40,3 @@ class Outbox(TenantOwned, Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class IdempotencyKey(TenantOwned, Base):
-    """A claimed `Idempotency-Key`, and the response once the request that claimed it finished."""
-
-    __tablename__ = "idempotency_key"
-    __table_args__ = (
-        PrimaryKeyConstraint("organization_id", "key"),
-        Index("ix_idempotency_key_created_at", "created_at"),
-    )
-
-    key: Mapped[str] = mapped_column(String(255))
-    #: Method, path and a SHA-256 of the body: a replay must match it.
-    request_hash: Mapped[str] = mapped_column(String(64))
-    response_status: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    response_content_type: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = utcnow_column()
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

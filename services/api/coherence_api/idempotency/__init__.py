@@ -1,0 +1,2 @@
+"""`Idempotency-Key` for writes: the claim and replay rules (`dependencies`), their queries
+(`repository`)."""

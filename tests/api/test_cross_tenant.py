@@ -141,11 +141,27 @@ class Operation:
         return f"{self.method} {self.path}"
 
 
+METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def _resolved(spec: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """`item`, or what its `$ref` (``#/components/...``) points at."""
+    while "$ref" in item:
+        target: Any = spec
+        for part in item["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        item = target
+    return item
+
+
 def operations(spec: dict[str, Any]) -> list[Operation]:
     found = []
-    for path, methods in spec["paths"].items():
-        for method, op in methods.items():
-            params = op.get("parameters", [])
+    for path, item in spec["paths"].items():
+        shared = item.get("parameters", [])
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            params = [_resolved(spec, p) for p in [*shared, *op.get("parameters", [])]]
             found.append(
                 Operation(
                     method=method.upper(),

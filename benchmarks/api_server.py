@@ -46,7 +46,8 @@ def api_server(
     with tempfile.TemporaryDirectory(prefix="coherence-bench-") as scratch:
         env = {
             **os.environ,
-            "DATABASE_URL": config.database_url,
+            "DATABASE_URL": config.app_url,
+            "COHERENCE_OWNER_DATABASE_URL": config.database_url,
             "REDIS_URL": config.redis_url,
             "COHERENCE_ADMIN_TOKEN": token,
             "COHERENCE_SECRET_KEY": "bench-secret-" + secrets.token_hex(8),

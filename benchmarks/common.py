@@ -32,12 +32,21 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 @dataclass(frozen=True)
 class BenchConfig:
     quick: bool
-    database_url: str  # plain postgresql:// URL of the (migrated) bench database
+    #: plain postgresql:// URL of the (migrated) bench database as its owner (a superuser):
+    #: set-up, baselines, and the worker's sweeps
+    database_url: str
     redis_url: str
+    #: the application role, as deployed: the API and the scoring job run under row-level
+    #: security (defaults to `database_url`)
+    app_database_url: str | None = None
 
     @property
     def dsn(self) -> str:
         return asyncpg_dsn(self.database_url)
+
+    @property
+    def app_url(self) -> str:
+        return self.app_database_url or self.database_url
 
 
 def log(message: str) -> None:
@@ -62,21 +71,33 @@ async def _admin(admin_url: str, *statements: tuple[str, tuple[Any, ...]]) -> No
 
 
 @contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A migrated database: `BENCH_DATABASE_URL` as is, else a fresh `coherence_bench_<hex>`
-    on the local server (`BENCH_POSTGRES_ADMIN_URL`), dropped at the end."""
+def scratch_database() -> Iterator[tuple[str, str]]:
+    """A migrated database, as (owner URL, application role URL): `BENCH_DATABASE_URL` as is
+    (one role for both), else a fresh `coherence_bench_<hex>` on the local server
+    (`BENCH_POSTGRES_ADMIN_URL`, a superuser) with an application role `<name>_app`, both
+    dropped at the end."""
+    # Imported here: the job before issue 7 imports this module with that revision's libs first.
+    from coherence_core.db.roles import url_for_role
+
     if url := os.environ.get("BENCH_DATABASE_URL"):
         upgrade(url)
-        yield url
+        yield url, url
         return
     admin_url = os.environ.get("BENCH_POSTGRES_ADMIN_URL", DEFAULT_ADMIN_URL)
     name = f"coherence_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin_url, (f'CREATE DATABASE "{name}"', ())))
-    log(f"scratch database {name}")
+    app_role = f"{name}_app"
+    asyncio.run(
+        _admin(
+            admin_url,
+            (f'CREATE ROLE "{app_role}" LOGIN', ()),
+            (f'CREATE DATABASE "{name}"', ()),
+        )
+    )
+    log(f"scratch database {name}, application role {app_role}")
     try:
         url = _with_database(admin_url, name)
-        upgrade(url)
-        yield url
+        upgrade(url, app_role=app_role)
+        yield url, url_for_role(url, app_role)
     finally:
         asyncio.run(
             _admin(
@@ -87,6 +108,7 @@ def scratch_database() -> Iterator[str]:
                     (name,),
                 ),
                 (f'DROP DATABASE IF EXISTS "{name}"', ()),
+                (f'DROP ROLE IF EXISTS "{app_role}"', ()),
             )
         )
         log(f"dropped {name}")

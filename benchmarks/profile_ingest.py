@@ -157,8 +157,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--respondents", type=int, default=10_000)
     args = parser.parse_args()
-    with scratch_database() as url:
-        config = BenchConfig(quick=False, database_url=url, redis_url=redis_url())
+    with scratch_database() as (url, app_url):
+        config = BenchConfig(
+            quick=False, database_url=url, redis_url=redis_url(), app_database_url=app_url
+        )
         log(f"profiling REST ingest of {args.respondents:,} respondents")
         asyncio.run(profile(config, args.respondents))
     return 0

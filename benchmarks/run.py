@@ -84,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"## Coherence benchmarks ({'quick' if args.quick else 'full'})")
     goals: list[Goal] = []
     skipped: list[str] = []
-    with scratch_database() as database_url:
-        config = BenchConfig(quick=args.quick, database_url=database_url, redis_url=redis_url())
+    with scratch_database() as (database_url, app_database_url):
+        config = BenchConfig(
+            quick=args.quick,
+            database_url=database_url,
+            redis_url=redis_url(),
+            app_database_url=app_database_url,
+        )
         print_environment(config)
         for section in sections:
             if section in ("scoring", "privacy", "scaling") and (why := engine_available()):

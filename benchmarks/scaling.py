@@ -91,7 +91,10 @@ def child_engine(directory: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-async def child_job(database_url: str, round_id: str, organization_id: str, repeats: int) -> Any:
+async def child_job(
+    database_url: str, app_database_url: str, round_id: str, organization_id: str, repeats: int
+) -> Any:
+    """The job as deployed (the application role); set-up and timings as the owner."""
     import asyncpg
 
     from coherence_core.db.session import asyncpg_dsn
@@ -100,7 +103,12 @@ async def child_job(database_url: str, round_id: str, organization_id: str, repe
     from coherence_scoring.score_round import score_round
 
     context = WorkerContext.open(
-        Settings(DATABASE_URL=database_url, COHERENCE_SECRET_KEY="bench-secret"), pool_size=1
+        Settings(
+            DATABASE_URL=app_database_url,  # the job as deployed
+            COHERENCE_OWNER_DATABASE_URL=database_url,
+            COHERENCE_SECRET_KEY="bench-secret",
+        ),
+        pool_size=1,
     )
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     times, timings = [], []
@@ -165,6 +173,7 @@ def measure_size(config: BenchConfig, respondents: int, with_job: bool) -> SizeR
             job = run_child(
                 "job",
                 config.database_url,
+                config.app_url,
                 str(stored.round_id),
                 str(stored.organization_id),
                 str(JOB_REPEATS),
@@ -237,6 +246,7 @@ def main() -> None:
     engine.add_argument("repeats", type=int)
     job = commands.add_parser("job")
     job.add_argument("database_url")
+    job.add_argument("app_database_url")
     job.add_argument("round_id")
     job.add_argument("organization_id")
     job.add_argument("repeats", type=int)
@@ -245,7 +255,13 @@ def main() -> None:
         output = child_engine(args.directory, args.repeats)
     else:
         output = asyncio.run(
-            child_job(args.database_url, args.round_id, args.organization_id, args.repeats)
+            child_job(
+                args.database_url,
+                args.app_database_url,
+                args.round_id,
+                args.organization_id,
+                args.repeats,
+            )
         )
     output["peak_rss"] = peak_rss()
     print(json.dumps(output))

@@ -256,7 +256,11 @@ async def measure_job(config: BenchConfig, stored: StoredRound, plan: Plan) -> d
     """Baseline and job alternate (COPY, job, COPY, job, …) after one warm-up of each, so that
     background load falls on both alike."""
     context = WorkerContext.open(
-        Settings(DATABASE_URL=config.database_url, COHERENCE_SECRET_KEY="bench-secret"),
+        Settings(
+            DATABASE_URL=config.app_url,  # the job runs as deployed
+            COHERENCE_OWNER_DATABASE_URL=config.database_url,
+            COHERENCE_SECRET_KEY="bench-secret",
+        ),
         pool_size=2,
     )
     try:

@@ -155,6 +155,18 @@ def test_coherence_run_serves_docs_and_stops_cleanly(tmp_path: Path) -> None:
         time.sleep(1)  # `coherence run` exits as soon as its API or worker dies
         if run.poll() is not None or len(children) < 2:
             pytest.fail(f"the API or the worker died:\n{run.communicate(timeout=60)[0]}")
+        # The API works as the embedded application role, under row-level security.
+        operator = (tmp_path / "state" / "admin-token").read_text().strip()
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/v1/organizations",
+            json={"name": "embedded"},
+            headers={"Authorization": f"Bearer {operator}"},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        key = {"Authorization": f"Bearer {created.json()['api_key']['key']}"}
+        units = httpx.get(f"http://127.0.0.1:{port}/v1/units", headers=key, timeout=10)
+        assert units.status_code == 200 and units.json()["items"] == [], units.text
         run.send_signal(signal.SIGTERM)
         output = run.communicate(timeout=60)[0]
     finally:

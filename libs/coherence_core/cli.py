@@ -54,10 +54,23 @@ def _secret(settings: Settings, name: str) -> tuple[str, str]:
     return devstack.ensure_secret(state_dir, name), str(devstack.secret_path(state_dir, name))
 
 
-def _migrate(database_url: str) -> None:
+def _migrate(owner_url: str, app_url: str) -> None:
+    """Migrate as the owner, granting the role of `app_url` (when it is another) what it needs."""
     from coherence_core.db.migrate import upgrade
+    from coherence_core.db.roles import app_role_of
 
-    upgrade(database_url)
+    upgrade(owner_url, app_role=app_role_of(owner_url, app_url))
+
+
+def _embedded_app_url(superuser_url: str) -> str:
+    """The embedded Postgres's application role (created if missing), as a URL: the API and the
+    worker run as it, under row-level security; the superuser owns the schema."""
+    import asyncio
+
+    from coherence_core.db.roles import APP_ROLE, ensure_login_role, url_for_role
+
+    asyncio.run(ensure_login_role(superuser_url, APP_ROLE))
+    return url_for_role(superuser_url, APP_ROLE)
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -141,10 +154,13 @@ def _run(stack: ExitStack, settings: Settings, host: str, port: int, grace: floa
     state_dir = _state_dir(settings)
     if settings.database_url:
         database_url, database_note = settings.database_url, "from $DATABASE_URL"
+        owner_url = settings.owner_url or database_url
     else:
         _say(f"starting embedded Postgres (data in {state_dir / 'postgres'})")
-        database_url = stack.enter_context(devstack.embedded_postgres(state_dir))
-        database_note = f"embedded, data in {state_dir / 'postgres'}"
+        owner_url = stack.enter_context(devstack.embedded_postgres(state_dir))
+        database_url = _embedded_app_url(owner_url)
+        database_note = f"embedded, data in {state_dir / 'postgres'} (API and worker as an "
+        database_note += "application role, under row-level security)"
     if settings.redis_url:
         redis_url, redis_note = settings.redis_url, "from $REDIS_URL"
     else:
@@ -152,13 +168,14 @@ def _run(stack: ExitStack, settings: Settings, host: str, port: int, grace: floa
         redis_url = stack.enter_context(devstack.embedded_redis(state_dir))
         redis_note = f"embedded, data in {state_dir / 'redis'}"
     _say("applying migrations")
-    _migrate(database_url)
+    _migrate(owner_url, database_url)
     token, token_source = _secret(settings, ADMIN_TOKEN)
     secret_key, _ = _secret(settings, SECRET_KEY)
 
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
+        COHERENCE_OWNER_DATABASE_URL=owner_url,
         REDIS_URL=redis_url,
         COHERENCE_HOST=host,
         COHERENCE_PORT=str(port),
@@ -210,10 +227,10 @@ def _run(stack: ExitStack, settings: Settings, host: str, port: int, grace: floa
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.database_url:
-        _migrate(settings.database_url)
+        _migrate(settings.owner_url or settings.database_url, settings.database_url)
     else:
-        with devstack.embedded_postgres(_state_dir(settings)) as database_url:
-            _migrate(database_url)
+        with devstack.embedded_postgres(_state_dir(settings)) as superuser_url:
+            _migrate(superuser_url, _embedded_app_url(superuser_url))
     _say("migrations applied")
     return 0
 

@@ -13,7 +13,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    #: The application role: the API and the worker, under row-level security.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    #: The role that owns the schema: migrations, and the worker's two sweeps across
+    #: organisations (outbox relay, expiry). Defaults to `DATABASE_URL`.
+    owner_database_url: str | None = Field(
+        default=None, validation_alias="COHERENCE_OWNER_DATABASE_URL"
+    )
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     host: str = Field(default="127.0.0.1", validation_alias="COHERENCE_HOST")
     port: int = Field(default=8000, validation_alias="COHERENCE_PORT")
@@ -40,6 +46,11 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", validation_alias="COHERENCE_LOG_FORMAT"
     )
+
+    @property
+    def owner_url(self) -> str | None:
+        """The schema owner's URL: `COHERENCE_OWNER_DATABASE_URL`, else `DATABASE_URL`."""
+        return self.owner_database_url or self.database_url
 
 
 @cache

@@ -15,9 +15,10 @@ from tests.api.support import OPERATOR_TOKEN, Org, new_org
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+def settings(database_url: str, owner_database_url: str, redis_url: str) -> Settings:
     return Settings(
         DATABASE_URL=database_url,
+        COHERENCE_OWNER_DATABASE_URL=owner_database_url,
         REDIS_URL=redis_url,
         COHERENCE_ADMIN_TOKEN=OPERATOR_TOKEN,
         COHERENCE_SECRET_KEY="test-secret-" + secrets.token_hex(8),

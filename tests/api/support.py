@@ -11,7 +11,8 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI
 
-from coherence_core.db.session import create_sessionmaker
+from coherence_core.db.session import create_engine, create_sessionmaker
+from coherence_core.db.tenancy import system_sessionmaker
 from coherence_core.outbox.relay import relay_outbox
 from coherence_core.settings import Settings
 from coherence_scoring.context import WorkerContext
@@ -58,12 +59,16 @@ async def open_round(client: httpx.AsyncClient, org: Org, **fields: Any) -> dict
 
 async def run_scoring(app: FastAPI, settings: Settings, queue_name: str) -> int:
     """Relay the outbox to Redis, then drain the queue with a real worker in burst mode."""
-    assert settings.redis_url
+    assert settings.redis_url and settings.owner_url
     redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    owner = create_engine(settings.owner_url, pool_size=1)  # the relay crosses organisations
     try:
-        relayed = await relay_outbox(app.state.coherence.sessionmaker, redis, queue_name=queue_name)
+        relayed = await relay_outbox(
+            system_sessionmaker(owner, reason="tests: relay"), redis, queue_name=queue_name
+        )
     finally:
         await redis.aclose()
+        await owner.dispose()
     worker = create_worker(
         settings, queue_name=queue_name, relay=False, burst=True, poll_delay=0, handle_signals=False
     )
@@ -81,6 +86,8 @@ def worker_context(app: FastAPI, settings: Settings) -> WorkerContext:
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
+        system_engine=engine,  # the jobs called directly do not sweep
+        system_sessionmaker=system_sessionmaker(engine, reason="tests: unused"),
         secret_key="test-secret",
     )
 

@@ -19,7 +19,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def test_dropped_connection_mid_body_stores_nothing(client: httpx.AsyncClient, org: Org, app):
+async def test_dropped_connection_mid_body_stores_nothing(
+    client: httpx.AsyncClient, org: Org, app, admin_engine
+):
     await put_units(client, org, [{"external_id": "fin", "name": "Finance"}])
     round_ = await open_round(client, org)
     port = _free_port()
@@ -55,7 +57,7 @@ async def test_dropped_connection_mid_body_stores_nothing(client: httpx.AsyncCli
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as live:
             got = (await live.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
         assert got["respondents"] == 0 and got["input_version"] == 0
-        async with app.state.coherence.engine.connect() as connection:
+        async with admin_engine.connect() as connection:
             count = (
                 await connection.execute(
                     text("SELECT count(*) FROM respondent WHERE round_id = :r"),

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coherence_core.settings import Settings
 from coherence_core.synthetic import (
@@ -125,8 +126,8 @@ async def test_push_score_and_read_back(
     assert cached.status_code == 304
 
 
-async def _result_tables(app: FastAPI, round_id: str) -> dict[str, list[tuple[Any, ...]]]:
-    async with app.state.coherence.engine.connect() as connection:
+async def _result_tables(engine: AsyncEngine, round_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    async with engine.connect() as connection:
         tables = {}
         for table, order in (
             ("unit_score", "scale, measure, perspective, unit, rollup"),
@@ -146,7 +147,12 @@ async def _result_tables(app: FastAPI, round_id: str) -> dict[str, list[tuple[An
 
 
 async def test_a_job_run_twice_leaves_identical_results(
-    client: httpx.AsyncClient, org: Org, app: FastAPI, settings: Settings, queue_name: str
+    client: httpx.AsyncClient,
+    org: Org,
+    app: FastAPI,
+    settings: Settings,
+    queue_name: str,
+    admin_engine: AsyncEngine,
 ):
     await put_units(client, org, SMALL_UNITS)
     round_ = await open_round(client, org)
@@ -155,7 +161,7 @@ async def test_a_job_run_twice_leaves_identical_results(
         f"/v1/rounds/{round_['id']}/responses", json={"responses": people}, headers=org.headers
     )
     await run_scoring(app, settings, queue_name)
-    first = await _result_tables(app, round_["id"])
+    first = await _result_tables(admin_engine, round_["id"])
     assert first["unit_score"]
     # Ask again (a rescoring request and a duplicate job); nothing changes.
     assert (
@@ -164,7 +170,7 @@ async def test_a_job_run_twice_leaves_identical_results(
     await run_scoring(app, settings, queue_name)
     # The job itself, called again directly, sees the round is up to date.
     assert await score_round(worker_context(app, settings), round_["id"], org.id) == "up to date"
-    second = await _result_tables(app, round_["id"])
+    second = await _result_tables(admin_engine, round_["id"])
     assert second == first
     got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
     assert got["scoring"]["status"] == "scored"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coherence_core.settings import Settings
 from coherence_core.synthetic import generate_organisation, to_api_batches, to_units_payload
@@ -44,8 +45,8 @@ FORMATS = {
 }
 
 
-async def _results(app: FastAPI, round_id: str) -> dict[str, list[tuple[Any, ...]]]:
-    async with app.state.coherence.engine.connect() as connection:
+async def _results(engine: AsyncEngine, round_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    async with engine.connect() as connection:
         out = {}
         for table, columns, order in (
             (
@@ -70,7 +71,11 @@ async def _results(app: FastAPI, round_id: str) -> dict[str, list[tuple[Any, ...
 
 @pytest.mark.slow
 async def test_three_formats_with_retries_score_identically_and_keep_no_raw_ids(
-    client: httpx.AsyncClient, app: FastAPI, settings: Settings, queue_name: str
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    settings: Settings,
+    queue_name: str,
+    admin_engine: AsyncEngine,
 ):
     synthetic = generate_organisation(n_respondents=300, n_units=15, seed=5)
     org = await new_org(client, min_group_size=3)
@@ -98,12 +103,12 @@ async def test_three_formats_with_retries_score_identically_and_keep_no_raw_ids(
         got = (await client.get(f"/v1/rounds/{round_['id']}", headers=org.headers)).json()
         assert got["scoring"]["status"] == "scored"
         assert got["respondents"] == synthetic.n_respondents
-        results.append(await _results(app, round_["id"]))
+        results.append(await _results(admin_engine, round_["id"]))
     assert results[0]["unit_score"], "scoring produced rows"
     assert results[0] == results[1] == results[2]
 
     # No raw person id anywhere: every text-like column of every table.
-    async with app.state.coherence.engine.connect() as connection:
+    async with admin_engine.connect() as connection:
         tables = (
             (
                 await connection.execute(

@@ -5,6 +5,7 @@ import uuid
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coherence_api.idempotency.repository import lock_id
 from tests.api.support import Org, open_round, put_units
@@ -81,7 +82,9 @@ async def test_a_failed_request_does_not_burn_the_key(client: httpx.AsyncClient,
     assert (await client.post(url, json=fixed, headers=headers)).status_code == 200
 
 
-async def test_concurrent_first_uses_store_the_batch_once(client: httpx.AsyncClient, org: Org, app):
+async def test_concurrent_first_uses_store_the_batch_once(
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine
+):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
     url = f"/v1/rounds/{round_['id']}/responses"
@@ -94,7 +97,7 @@ async def test_concurrent_first_uses_store_the_batch_once(client: httpx.AsyncCli
     assert set(statuses) <= {200, 409} and 200 in statuses
     successes = [r.json() for r in results if r.status_code == 200]
     assert all(s == successes[0] for s in successes)
-    async with app.state.coherence.engine.connect() as connection:
+    async with admin_engine.connect() as connection:
         count = (
             await connection.execute(
                 text("SELECT count(*) FROM respondent WHERE round_id = :r"), {"r": round_["id"]}
@@ -133,11 +136,12 @@ async def test_idempotency_key_longer_than_255_is_refused(client: httpx.AsyncCli
 
 
 async def test_expired_claims_are_pruned_and_fresh_ones_kept(
-    client: httpx.AsyncClient, org: Org, app
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine, owner_engine: AsyncEngine
 ):
+    """The expiry cron crosses organisations, as the owner (row-level security's `owner_sweep`)."""
     from coherence_scoring.maintenance import prune
 
-    engine = app.state.coherence.engine
+    engine = admin_engine
     for key in ("old", "fresh"):
         response = await client.put(
             "/v1/units", json={"units": UNITS}, headers={**org.headers, "Idempotency-Key": key}
@@ -151,7 +155,7 @@ async def test_expired_claims_are_pruned_and_fresh_ones_kept(
             ),
             {"o": org.id},
         )
-    pruned = await prune(engine, idempotency_ttl_hours=24)
+    pruned = await prune(owner_engine, idempotency_ttl_hours=24)
     assert pruned["idempotency_keys"] >= 1
     async with engine.connect() as connection:
         left = (

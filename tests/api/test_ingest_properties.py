@@ -68,7 +68,7 @@ garbage = st.binary(max_size=200)
 @pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(kind=st.sampled_from(["json", "ndjson", "csv"]), batch=responses, raw=st.none() | garbage)
-async def test_no_batch_ever_gets_a_5xx(client: httpx.AsyncClient, app, kind, batch, raw):
+async def test_no_batch_ever_gets_a_5xx(client: httpx.AsyncClient, admin_engine, kind, batch, raw):
     state = _STATE.get("round")
     if state is None:
         org = await new_org(client)
@@ -78,7 +78,7 @@ async def test_no_batch_ever_gets_a_5xx(client: httpx.AsyncClient, app, kind, ba
     content_type, body = encode(kind, batch)
     if raw is not None:
         body = raw
-    before = await _version(app, round_id)
+    before = await _version(admin_engine, round_id)
     response = await client.post(
         f"/v1/rounds/{round_id}/responses",
         content=body,
@@ -89,14 +89,14 @@ async def test_no_batch_ever_gets_a_5xx(client: httpx.AsyncClient, app, kind, ba
     if response.status_code == 422:
         problem = response.json()
         assert problem["errors"], problem
-        assert await _version(app, round_id) == before  # nothing stored
+        assert await _version(admin_engine, round_id) == before  # nothing stored
 
 
 _STATE: dict = {}
 
 
-async def _version(app, round_id: str) -> int:
-    async with app.state.coherence.engine.connect() as connection:
+async def _version(engine, round_id: str) -> int:
+    async with engine.connect() as connection:
         return (
             await connection.execute(
                 text("SELECT input_version FROM round WHERE id = :r"), {"r": round_id}

@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coherence_core.settings import Settings
 from coherence_scoring.repository.rounds import round_lock_key
@@ -21,8 +22,8 @@ def one(respondent: str) -> dict:
     }
 
 
-async def _pending(app, round_id: str) -> list[tuple]:
-    async with app.state.coherence.engine.connect() as connection:
+async def _pending(engine: AsyncEngine, round_id: str) -> list[tuple]:
+    async with engine.connect() as connection:
         rows = await connection.execute(
             text(
                 "SELECT job, available_at > now() FROM outbox "
@@ -33,7 +34,9 @@ async def _pending(app, round_id: str) -> list[tuple]:
         return [tuple(r) for r in rows]
 
 
-async def test_a_burst_of_batches_asks_for_one_scoring(client: httpx.AsyncClient, org: Org, app):
+async def test_a_burst_of_batches_asks_for_one_scoring(
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine
+):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
     for respondent in ("a", "b", "c"):
@@ -41,11 +44,11 @@ async def test_a_burst_of_batches_asks_for_one_scoring(client: httpx.AsyncClient
             f"/v1/rounds/{round_['id']}/responses", json=one(respondent), headers=org.headers
         )
         assert response.status_code == 200
-    assert [job for job, _ in await _pending(app, round_["id"])] == ["score_round"]
+    assert [job for job, _ in await _pending(admin_engine, round_["id"])] == ["score_round"]
 
 
 async def test_the_rescoring_waits_for_the_debounce(
-    client: httpx.AsyncClient, org: Org, app, settings: Settings
+    client: httpx.AsyncClient, org: Org, app, settings: Settings, admin_engine: AsyncEngine
 ):
     from coherence_api.responses import service as responses_service
     from coherence_api.responses.parsing import parse_json_batch
@@ -68,11 +71,11 @@ async def test_the_rescoring_waits_for_the_debounce(
             rescore_delay=30,
         )
         await session.commit()
-    assert await _pending(app, round_["id"]) == [("score_round", True)]  # not due for 30 s
+    assert await _pending(admin_engine, round_["id"]) == [("score_round", True)]  # not due for 30 s
 
 
 async def test_one_scoring_of_a_round_at_a_time(
-    client: httpx.AsyncClient, org: Org, app, settings: Settings
+    client: httpx.AsyncClient, org: Org, app, settings: Settings, admin_engine: AsyncEngine
 ):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
@@ -84,7 +87,7 @@ async def test_one_scoring_of_a_round_at_a_time(
         )
         busy = await score_round(context, round_["id"], org.id)
         assert busy == "busy: requeued"
-        assert [job for job, _ in await _pending(app, round_["id"])] == ["score_round"]
+        assert [job for job, _ in await _pending(admin_engine, round_["id"])] == ["score_round"]
         await connection.execute(
             text("SELECT pg_advisory_unlock(:k)"), {"k": round_lock_key(uuid.UUID(round_["id"]))}
         )

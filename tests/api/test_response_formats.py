@@ -38,8 +38,8 @@ def as_csv(responses: list[dict]) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-async def _stored(app, round_id: str) -> list[tuple]:
-    async with app.state.coherence.engine.connect() as connection:
+async def _stored(engine, round_id: str) -> list[tuple]:
+    async with engine.connect() as connection:
         rows = await connection.execute(
             text(
                 "SELECT encode(r.respondent_hash, 'hex'), r.unit_idx, a.target_idx, a.item_idx, "
@@ -51,7 +51,9 @@ async def _stored(app, round_id: str) -> list[tuple]:
         return [tuple(row) for row in rows]
 
 
-async def test_three_formats_store_the_same_answers(client: httpx.AsyncClient, org: Org, app):
+async def test_three_formats_store_the_same_answers(
+    client: httpx.AsyncClient, org: Org, admin_engine
+):
     await put_units(client, org, UNITS)
     stored = []
     for content_type, body in (
@@ -67,7 +69,7 @@ async def test_three_formats_store_the_same_answers(client: httpx.AsyncClient, o
         )
         assert response.status_code == 200, (content_type, response.text)
         assert response.json()["accepted"] == 2
-        stored.append(await _stored(app, round_["id"]))
+        stored.append(await _stored(admin_engine, round_["id"]))
     assert stored[0] == stored[1] == stored[2]
     assert len(stored[0]) == 6
 

@@ -24,7 +24,7 @@ async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
 
 
 async def test_valid_batch_is_stored_and_moves_input_version(
-    client: httpx.AsyncClient, org: Org, app
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine
 ):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
@@ -33,7 +33,7 @@ async def test_valid_batch_is_stored_and_moves_input_version(
     response = await client.post(url, json=body, headers=org.headers)
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 2, "created": 2, "replaced": 0, "input_version": 1}
-    engine = app.state.coherence.engine
+    engine = admin_engine
     assert (
         await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"])
         == 12
@@ -43,7 +43,9 @@ async def test_valid_batch_is_stored_and_moves_input_version(
     assert got["scoring"]["status"] == "pending"
 
 
-async def test_resubmission_replaces_the_earlier_answers(client: httpx.AsyncClient, org: Org, app):
+async def test_resubmission_replaces_the_earlier_answers(
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine
+):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
     url = f"/v1/rounds/{round_['id']}/responses"
@@ -51,7 +53,7 @@ async def test_resubmission_replaces_the_earlier_answers(client: httpx.AsyncClie
     smaller = {"respondent": "hr-1", "unit": "it", "answers": {"ps_safe_risk": 1}}
     response = await client.post(url, json={"responses": [smaller]}, headers=org.headers)
     assert response.json() == {"accepted": 1, "created": 0, "replaced": 1, "input_version": 2}
-    engine = app.state.coherence.engine
+    engine = admin_engine
     rows = await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"])
     assert rows == 1
     assert (
@@ -61,7 +63,7 @@ async def test_resubmission_replaces_the_earlier_answers(client: httpx.AsyncClie
 
 
 async def test_invalid_batch_lists_every_error_and_stores_nothing(
-    client: httpx.AsyncClient, org: Org, app
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine
 ):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
@@ -109,7 +111,7 @@ async def test_invalid_batch_lists_every_error_and_stores_nothing(
         ]
     )
     assert all(e["detail"] for e in problem["errors"])
-    engine = app.state.coherence.engine
+    engine = admin_engine
     assert (
         await _count(engine, "SELECT count(*) FROM answer WHERE round_id = :r", r=round_["id"]) == 0
     )
@@ -160,7 +162,9 @@ async def test_body_and_batch_limits(client: httpx.AsyncClient, org: Org, app):
     assert response.status_code == 413
 
 
-async def test_raw_respondent_ids_are_never_stored(client: httpx.AsyncClient, org: Org, app):
+async def test_raw_respondent_ids_are_never_stored(
+    client: httpx.AsyncClient, org: Org, admin_engine: AsyncEngine
+):
     await put_units(client, org, UNITS)
     round_ = await open_round(client, org)
     marker = "hr-secret-person-4711"
@@ -169,7 +173,7 @@ async def test_raw_respondent_ids_are_never_stored(client: httpx.AsyncClient, or
         json={"responses": [response_for(marker)]},
         headers=org.headers,
     )
-    engine = app.state.coherence.engine
+    engine = admin_engine
     async with engine.connect() as connection:
         dump = (
             await connection.execute(

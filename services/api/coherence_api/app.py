@@ -24,6 +24,7 @@ from coherence_api.results.endpoints import router as results_router
 from coherence_api.rounds.endpoints import router as rounds_router
 from coherence_api.state import AppState
 from coherence_api.units.endpoints import router as units_router
+from coherence_core.db.roles import check_application_role
 from coherence_core.db.session import create_engine, create_sessionmaker
 from coherence_core.security import RespondentHasher
 from coherence_core.settings import Settings, get_settings
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert settings.database_url and settings.redis_url
         assert settings.admin_token and settings.secret_key
         engine = create_engine(settings.database_url)
+        await check_application_role(engine)  # warns unless row-level security holds
         redis = redis_client(settings.redis_url)
         app.state.coherence = AppState(
             settings=settings,

@@ -16,7 +16,7 @@ from coherence_api.errors import Forbidden, Unauthorized
 from coherence_api.scopes import ADMIN, RESPONSES_WRITE, RESULTS_READ
 from coherence_api.state import AppState
 from coherence_core.db.models import Organization
-from coherence_core.db.tenancy import bind_organization
+from coherence_core.db.tenancy import bind_organization, present_api_key, unscoped
 from coherence_core.security import hash_api_key, tokens_match
 
 _bearer = HTTPBearer(auto_error=False, description="An API key, or the operator token.")
@@ -54,9 +54,11 @@ class Caller:
 async def get_caller(session: SessionDep, credentials: Credentials) -> Caller:
     if credentials is None:
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
-    row = await ApiKeyRepository(session).get_active_by_hash(
-        key_hash=hash_api_key(credentials.credentials)
-    )
+    key_hash = hash_api_key(credentials.credentials)
+    unscoped(session, reason="API-key authentication: the organisation is not known yet")
+    await present_api_key(session, key_hash)  # row-level security shows this one key
+    row = await ApiKeyRepository(session).get_active_by_hash(key_hash=key_hash)
+    await session.commit()  # the request's own transactions begin bound to the organisation
     if row is None:
         raise Unauthorized("The API key is not valid or has been revoked.")
     key, organization = row

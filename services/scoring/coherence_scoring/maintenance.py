@@ -29,5 +29,8 @@ async def prune(engine: AsyncEngine, *, idempotency_ttl_hours: float) -> dict[st
 
 
 async def prune_expired(context: WorkerContext) -> dict[str, int]:
-    """Cron job: runs every 15 minutes in every worker (deletes are idempotent)."""
-    return await prune(context.engine, idempotency_ttl_hours=context.settings.idempotency_ttl_hours)
+    """Cron job: runs every 15 minutes in every worker (deletes are idempotent). Crosses
+    organisations: runs on the owner's engine (see coherence_core.db.tenancy)."""
+    return await prune(
+        context.system_engine, idempotency_ttl_hours=context.settings.idempotency_ttl_hours
+    )

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from coherence_core.db.bulk import driver_connection
+from coherence_core.db.tenancy import bind_connection, bind_organization
 from coherence_core.instruments import InstrumentDefinition
 from coherence_core.lifecycle import RoundStatus
 from coherence_core.logging import get_logger
@@ -59,13 +60,15 @@ async def _score(context: WorkerContext, rid: uuid.UUID, oid: uuid.UUID) -> str:
             # Another worker is scoring this round. Ask again through the outbox rather than
             # through arq retries, which run out: the request survives however long that takes.
             async with context.sessionmaker() as session, session.begin():
+                bind_organization(session, oid)
                 await OutboxRepository(session).record_score_round(
                     organization_id=oid, round_id=rid, delay_seconds=LOCK_RETRY_SECONDS
                 )
             log.info("scoring.job_finished", outcome="busy: requeued")
             return "busy: requeued"
         try:
-            return await _score_locked(connection, rid, oid, context.secret_key)
+            async with bind_connection(connection, oid):  # row-level security: this organisation
+                return await _score_locked(connection, rid, oid, context.secret_key)
         finally:
             await rounds.unlock(round_id=rid)
 

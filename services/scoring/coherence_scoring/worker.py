@@ -18,6 +18,7 @@ from arq import Worker, cron, func
 from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 
+from coherence_core.db.roles import check_application_role, check_sweeping_role
 from coherence_core.outbox.contract import DEFAULT_QUEUE, SCORE_ROUND
 from coherence_core.outbox.relay import relay_outbox
 from coherence_core.settings import Settings, get_settings
@@ -59,7 +60,7 @@ async def _relay_forever(
 ) -> None:
     while True:
         try:
-            while await relay_outbox(context.sessionmaker, redis, queue_name=queue_name):
+            while await relay_outbox(context.system_sessionmaker, redis, queue_name=queue_name):
                 pass
         except Exception:
             log.exception("outbox relay sweep failed; retrying")
@@ -82,6 +83,8 @@ def create_worker(
     async def startup(ctx: dict[str, Any]) -> None:
         nonlocal relay_task
         context = ctx[CONTEXT] = WorkerContext.open(settings)
+        await check_application_role(context.engine)  # warns unless row-level security holds
+        await check_sweeping_role(context.system_engine)
         if relay:
             relay_task = asyncio.create_task(
                 _relay_forever(context, ctx["redis"], queue_name, settings.relay_interval)

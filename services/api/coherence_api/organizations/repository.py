@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 
 from coherence_api.pagination import Keyset, PageRequest, Rows
@@ -13,9 +15,16 @@ KEYSET = Keyset(Organization.created_at, Organization.id)
 
 class OrganizationRepository(Repository):
     async def add(
-        self, *, name: str, min_group_size: int, weak_below: float, strong_above: float
+        self,
+        *,
+        id: uuid.UUID,
+        name: str,
+        min_group_size: int,
+        weak_below: float,
+        strong_above: float,
     ) -> Organization:
         organization = Organization(
+            id=id,
             name=name,
             min_group_size=min_group_size,
             weak_below=weak_below,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coherence_api.api_keys import service as api_keys
@@ -14,10 +16,15 @@ from coherence_api.organizations.schemas import (
 from coherence_api.pagination import PageRequest, Rows
 from coherence_api.scopes import ADMIN
 from coherence_core.db.models import Organization
+from coherence_core.db.tenancy import bind_organization
 
 
 async def create(session: AsyncSession, *, body: OrganizationCreate) -> OrganizationCreated:
-    organization = await OrganizationRepository(session).add(**body.model_dump())
+    organization_id = uuid.uuid4()
+    bind_organization(session, organization_id)  # its first key is written inside it
+    organization = await OrganizationRepository(session).add(
+        id=organization_id, **body.model_dump()
+    )
     key = await api_keys.create(
         session, organization_id=organization.id, name="initial admin key", scopes=[ADMIN]
     )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import literal_column, update
 
 from coherence_api.responses.copy import COLUMNS
-from coherence_core.db.bulk import raw_connection
+from coherence_core.db.bulk import copy_to_table, raw_connection
 from coherence_core.db.models import Round
 from coherence_core.db.repository import Repository
 from coherence_core.lifecycle import RoundStatus, ScoringEvent, scoring_status_sql
@@ -51,8 +51,8 @@ class ResponseRepository(Repository):
     async def copy_answers(self, *, payload: bytes) -> None:
         """Binary COPY of `payload` (`responses.copy.encode_answers`) into `answer`."""
         connection = await raw_connection(self.session)
-        await connection.copy_to_table(
-            "answer", source=io.BytesIO(payload), columns=COLUMNS, format="binary"
+        await copy_to_table(
+            connection, "answer", source=io.BytesIO(payload), columns=COLUMNS, format="binary"
         )
 
     async def record_input(self, *, round_id: uuid.UUID, created: int) -> int | None:

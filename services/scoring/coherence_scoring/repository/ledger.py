@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import Any
 
+from coherence_core.db.bulk import copy_to_table
 from coherence_core.db.repository import ConnectionRepository
 
 _FINALS_HOLDING = """
@@ -89,7 +90,8 @@ class LedgerRepository(ConnectionRepository):
     async def add_respondents(
         self, *, organization_id: uuid.UUID, publication_id: int, keys: list[bytes]
     ) -> None:
-        await self.connection.copy_records_to_table(
+        await copy_to_table(
+            self.connection,
             "publication_respondent",
             records=[(publication_id, key, organization_id) for key in keys],
             columns=["publication_id", "respondent_key", "organization_id"],

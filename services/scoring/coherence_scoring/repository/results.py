@@ -7,6 +7,7 @@ import io
 import uuid
 from typing import Any
 
+from coherence_core.db.bulk import copy_to_table
 from coherence_core.db.repository import ConnectionRepository
 
 #: The result tables, each keyed by (round, run).
@@ -29,8 +30,8 @@ class ResultRepository(ConnectionRepository):
     async def copy_rows(self, *, table: str, columns: list[str], csv: io.BytesIO) -> None:
         """COPY CSV rows (empty = null) of `columns` into the result `table`."""
         assert table in RESULT_TABLES, table
-        await self.connection.copy_to_table(
-            table, source=csv, columns=columns, format="csv", null=""
+        await copy_to_table(
+            self.connection, table, source=csv, columns=columns, format="csv", null=""
         )
 
     async def switch_summary(

@@ -291,7 +291,7 @@ class EmbeddedRedis:
         try:
             registry = json.loads(Path(f"{self.dbfile}.settings").read_text())
             pid = int(Path(registry["pidfile"]).read_text().strip())
-            return psutil.Process(pid).name().startswith("redis-server")
+            return bool(psutil.Process(pid).name().startswith("redis-server"))
         except (OSError, ValueError, KeyError, TypeError, psutil.Error):
             return False
 

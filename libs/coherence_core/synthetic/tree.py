@@ -86,7 +86,8 @@ def unit_sizes(
     short = rest - int(base.sum())
     if short:
         base[np.argsort(-(raw - base), kind="stable")[:short]] += 1
-    return (sizes + base).astype(np.int32)
+    total: npt.NDArray[np.int32] = (sizes + base).astype(np.int32)
+    return total
 
 
 def neighbourhood(parent: IntArray, rng: np.random.Generator) -> list[tuple[IntArray, FloatArray]]:

@@ -54,7 +54,8 @@ def tune_garbage_collector() -> None:
 
 
 def redis_client(url: str) -> Redis:
-    return Redis.from_url(url)
+    client: Redis = Redis.from_url(url)
+    return client
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -25,7 +25,7 @@ from coherence_api.errors import InvalidInput
 
 T = TypeVar("T")
 R = TypeVar("R")
-S = TypeVar("S", bound=Select)
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

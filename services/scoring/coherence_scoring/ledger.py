@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import polars as pl
 
@@ -92,8 +93,8 @@ def _string_hashes(values: list[str]) -> np.ndarray:
     )
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    z = z.astype(np.uint64)
+def _mix(values: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint64]:
+    z: npt.NDArray[np.uint64] = values.astype(np.uint64)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))

@@ -35,8 +35,10 @@ CHANGE_MATCH = ("unit", "scale", "measure", "perspective", "rollup")
 
 Row = TypeVar("Row", UnitScore, TieScore)
 
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
 
-def _filtered(statement: Select, entity: Any, filters: dict[str, Any]) -> Select:
+
+def _filtered(statement: _S, entity: Any, filters: dict[str, Any]) -> _S:
     """`filters` with a None value are left out."""
     for column, value in filters.items():
         if value is not None:

@@ -184,6 +184,7 @@ __all__ = [
     "WITHIN",
     "BaseCells",
     "Earlier",
+    "Incidence",
     "Memberships",
     "Protection",
     "RowIndex",

@@ -118,12 +118,13 @@ def deficit(
     top_responses: Ints,
     top_weight: Ints,
 ) -> npt.NDArray[np.float64]:
-    return (
+    total: npt.NDArray[np.float64] = (
         np.maximum(k - people, 0) * 4.0
         + np.maximum(top_responses - room_up, 0)
         + np.maximum(top_responses - room_down, 0)
         + np.maximum(top_weight - width, 0)
     ).astype(np.float64)
+    return total
 
 
 def atoms(cells: Pieces, hidden: Bools, sig: Signatures, k: int) -> Atoms:
